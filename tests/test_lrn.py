@@ -1,0 +1,115 @@
+"""Local response normalisation against an independent loop over channels (paper, section 3.3)."""
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from alexnet_lib import LocalResponseNorm, local_response_norm
+
+
+def reference_lrn(x, size, alpha, beta, k, convention):
+    """b[i] = a[i] / (k + alpha' * sum_{j=max(0,i-n/2)}^{min(N-1,i+n/2)} a[j]^2)^beta, one channel at a time."""
+    coefficient = alpha if convention == "paper" else alpha / size
+    channels = x.shape[1]
+    out = torch.empty_like(x)
+    for i in range(channels):
+        lo, hi = max(0, i - size // 2), min(channels - 1, i + (size - 1) // 2)
+        energy = sum(x[:, j] ** 2 for j in range(lo, hi + 1))
+        out[:, i] = x[:, i] / (k + coefficient * energy) ** beta
+    return out
+
+
+CASES = [
+    # (channels, size, alpha, beta, k): the paper's constants, a large alpha that makes the
+    # normaliser matter, an even window, and windows wider than the channel count.
+    (96, 5, 1e-4, 0.75, 2.0),
+    (16, 5, 1.0, 0.75, 2.0),
+    (12, 4, 0.5, 0.6, 1.0),
+    (3, 5, 2.0, 0.75, 2.0),
+    (1, 5, 2.0, 0.75, 1.0),
+    (2, 7, 1.0, 1.0, 0.5),
+]
+
+
+@pytest.mark.parametrize("convention", ["paper", "cuda-convnet"])
+@pytest.mark.parametrize("channels,size,alpha,beta,k", CASES)
+def test_matches_channel_loop(convention, channels, size, alpha, beta, k):
+    torch.manual_seed(0)
+    x64 = torch.randn(3, channels, 5, 4, dtype=torch.float64) * 3
+    expected = reference_lrn(x64, size, alpha, beta, k, convention)
+    exact = local_response_norm(x64, size, alpha, beta, k, convention)
+    assert (exact - expected).abs().max().item() < 1e-12
+    single = local_response_norm(x64.float(), size, alpha, beta, k, convention)
+    assert (single.double() - expected).abs().max().item() < 1e-6
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 6, 9])
+def test_cuda_convnet_equals_torch_builtin(size):
+    torch.manual_seed(1)
+    x = torch.randn(2, 11, 6, 6) * 4
+    ours = local_response_norm(x, size, alpha=0.3, beta=0.75, k=2.0, convention="cuda-convnet")
+    builtin = F.local_response_norm(x, size, alpha=0.3, beta=0.75, k=2.0)
+    assert (ours - builtin).abs().max().item() < 1e-6
+
+
+def test_conventions_differ_by_alpha_over_n():
+    x = torch.randn(2, 10, 3, 3, dtype=torch.float64) * 5
+    paper = local_response_norm(x, 5, alpha=1e-4 / 5, convention="paper")
+    code = local_response_norm(x, 5, alpha=1e-4, convention="cuda-convnet")
+    assert torch.equal(paper, code)
+    assert not torch.allclose(local_response_norm(x, 5, alpha=1e-4, convention="paper"), code)
+
+
+@pytest.mark.parametrize("convention", ["paper", "cuda-convnet"])
+@pytest.mark.parametrize("channels,size", [(7, 5), (2, 5), (6, 4)])
+def test_gradcheck(convention, channels, size):
+    torch.manual_seed(2)
+    x = torch.randn(2, channels, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda t: local_response_norm(t, size, alpha=0.7, beta=0.75, k=1.5, convention=convention), (x,)
+    )
+
+
+def test_gradient_matches_autograd_of_reference():
+    torch.manual_seed(3)
+    x = (torch.randn(2, 9, 4, 4, dtype=torch.float64) * 3).requires_grad_()
+    g = torch.randn(2, 9, 4, 4, dtype=torch.float64)
+    (ours,) = torch.autograd.grad(local_response_norm(x, 5, 0.5, 0.75, 2.0), x, g)
+    (ref,) = torch.autograd.grad(reference_lrn(x, 5, 0.5, 0.75, 2.0, "paper"), x, g)
+    assert (ours - ref).abs().max().item() < 1e-12
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_dtypes_and_shapes(dtype):
+    x = torch.randn(2, 8, 5, 5).to(dtype)
+    y = local_response_norm(x)
+    assert y.dtype == dtype and y.shape == x.shape
+    assert torch.allclose(y.double(), reference_lrn(x.double(), 5, 1e-4, 0.75, 2.0, "paper"), rtol=1e-2, atol=1e-2)
+
+
+def test_other_spatial_ranks():
+    x = torch.randn(2, 6, 7, dtype=torch.float64)
+    assert torch.allclose(local_response_norm(x, 3, 1.0, 0.75, 2.0, "cuda-convnet"), F.local_response_norm(x, 3, 1.0, 0.75, 2.0))
+
+
+def test_grouped_module_normalises_each_group_alone():
+    torch.manual_seed(4)
+    x = torch.randn(2, 8, 3, 3, dtype=torch.float64)
+    grouped = LocalResponseNorm(size=5, alpha=1.0, groups=2)(x)
+    halves = torch.cat([local_response_norm(x[:, :4], 5, 1.0), local_response_norm(x[:, 4:], 5, 1.0)], dim=1)
+    assert torch.equal(grouped, halves)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="convention"):
+        local_response_norm(torch.randn(1, 3, 2, 2), convention="caffe")
+    with pytest.raises(ValueError, match="at least 3 dimensions"):
+        local_response_norm(torch.randn(4, 3))
+    with pytest.raises(TypeError, match="floating-point"):
+        local_response_norm(torch.ones(1, 3, 2, 2, dtype=torch.int64))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    x = torch.randn(2, 16, 5, 5)
+    assert torch.allclose(local_response_norm(x.cuda()).cpu(), local_response_norm(x), atol=1e-6)
