@@ -13,8 +13,11 @@ available here through ``convention``; they are the same function with
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 from torch.autograd.function import once_differentiable
 
 CONVENTIONS = ("paper", "cuda-convnet")
@@ -29,46 +32,129 @@ def effective_alpha(alpha: float, size: int, convention: str) -> float:
     raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
 
 
-def _window_sum(t: Tensor, before: int, after: int) -> Tensor:
-    """Sum of ``t`` over channels ``i - before .. i + after`` (clipped to the edges)."""
-    channels = t.shape[1]
-    out = t.clone()
-    # A loop over window offsets (size - 1 shifted adds), never over batch or channels.
-    for shift in range(1, min(before, channels - 1) + 1):
-        out[:, shift:] += t[:, : channels - shift]
-    for shift in range(1, min(after, channels - 1) + 1):
-        out[:, : channels - shift] += t[:, shift:]
+def _padded_empty(x: Tensor, dim: int, before: int, after: int) -> tuple[Tensor, Tensor]:
+    """An uninitialised copy of ``x``'s layout, ``before`` + ``after`` longer along ``dim``, zero there.
+
+    Returns the buffer and its middle, which has ``x``'s shape.  The buffer keeps ``x``'s
+    memory order (contiguous or channels_last), so element-wise work between them runs
+    through memory in step.
+    """
+    outer_first = sorted(range(x.dim()), key=lambda i: -x.stride(i))
+    shape = list(x.shape)
+    shape[dim] += before + after
+    buf = x.new_empty([shape[i] for i in outer_first]).permute([outer_first.index(i) for i in range(x.dim())])
+    buf.narrow(dim, 0, before).zero_()
+    buf.narrow(dim, before + x.shape[dim], after).zero_()
+    return buf, buf.narrow(dim, before, x.shape[dim])
+
+
+def _window_sum(buf: Tensor, dim: int, length: int) -> Tensor:
+    """Sums of ``buf`` over every window of ``buf.shape[dim] - length + 1`` neighbours along ``dim``.
+
+    ``buf`` is zero-padded, so windows at the edges are clipped for free.  A
+    loop over window offsets (size - 1 adds), never over batch or channels.
+    """
+    size = buf.shape[dim] - length + 1
+    if size == 1:
+        return buf.clone()
+    out = buf.narrow(dim, 0, length) + buf.narrow(dim, 1, length)
+    for shift in range(2, size):
+        out += buf.narrow(dim, shift, length)
     return out
 
 
+# On the CPU the batch goes through in slices of about this many bytes per tensor.  Whole-batch
+# temporaries would be fresh memory (N1's input is 37 MB at batch 32; glibc maps blocks over
+# 32 MiB afresh each time), and the first write to each fresh 4 KiB page is a page fault that
+# costs more than the arithmetic.  A slice's temporaries stay in cache and reuse the memory of
+# the previous slice's.  See bench/README.md.
+CPU_SLICE_BYTES = 1 << 20
+
+
+def _images_per_slice(x: Tensor) -> int:
+    """About :data:`CPU_SLICE_BYTES` of images on the CPU; the whole batch elsewhere (fewer kernels)."""
+    if x.device.type != "cpu":
+        return max(1, x.shape[0])
+    return max(1, CPU_SLICE_BYTES // max(1, math.prod(x.shape[1:]) * x.element_size()))
+
+
+def _scale_and_denominator(
+    x: Tensor, dim: int, before: int, after: int, alpha: float, beta: float, k: float
+) -> tuple[Tensor, Tensor]:
+    """d^(-beta) and d for every position of ``x``."""
+    padded, squares = _padded_empty(x, dim, before, after)
+    torch.mul(x, x, out=squares)
+    # d[i] = k + alpha * sum_{j in window(i)} a[j]^2
+    denom = _window_sum(padded, dim, x.shape[dim]).mul_(alpha).add_(k)
+    return torch.pow(denom, -beta, out=squares), denom
+
+
 class _LRNFunction(torch.autograd.Function):
-    """LRN with an analytic backward, so autograd stores three tensors, not six."""
+    """LRN along ``dim`` with an analytic backward.
+
+    Autograd stores only the input: the backward recomputes d from it, slice by slice, which
+    costs less time than writing whole-batch tensors of d for it, and no memory.
+    """
 
     @staticmethod
-    def forward(ctx, x: Tensor, size: int, alpha: float, beta: float, k: float) -> Tensor:
-        before, after = size // 2, (size - 1) // 2
-        # d[i] = k + alpha * sum_{j in window(i)} a[j]^2
-        denom = _window_sum(x * x, before, after).mul_(alpha).add_(k)
-        # b[i] = a[i] * d[i]^(-beta)
-        scale = denom.pow(-beta)
-        ctx.save_for_backward(x, scale, denom)
-        ctx.constants = (before, after, alpha, beta)
-        return x * scale
+    def forward(ctx, x: Tensor, dim: int, size: int, alpha: float, beta: float, k: float) -> Tensor:
+        ctx.window = (dim, size // 2, (size - 1) // 2, alpha, beta, k)
+        out = torch.empty_like(x)
+        n = _images_per_slice(x)
+        for x_part, out_part in zip(x.split(n), out.split(n)):
+            scale, _ = _scale_and_denominator(x_part, *ctx.window)
+            # b[i] = a[i] * d[i]^(-beta)
+            torch.mul(x_part, scale, out=out_part)
+        ctx.save_for_backward(x)
+        return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor):
-        x, scale, denom = ctx.saved_tensors
-        before, after, alpha, beta = ctx.constants
-        # db[i]/da[j] = d[i]^-beta [i == j] - 2 alpha beta a[i] a[j] d[i]^(-beta-1) [j in window(i)],
-        # so grad_a[j] = g[j] d[j]^-beta - 2 alpha beta a[j] sum_{i: j in window(i)} g[i] b[i] / d[i].
-        # "i such that j is in window(i)" is the mirrored window: before and after swap.
-        t = grad * x
-        t.mul_(scale).div_(denom)
-        back = _window_sum(t, after, before)
-        grad_x = grad * scale
-        grad_x.addcmul_(x, back, value=-2.0 * alpha * beta)
-        return grad_x, None, None, None, None
+        (x,) = ctx.saved_tensors
+        dim, before, after, alpha, beta, _ = ctx.window
+        grad_x = torch.empty_like(x)
+        n = _images_per_slice(x)
+        for x_part, g_part, grad_part in zip(x.split(n), grad.split(n), grad_x.split(n)):
+            scale, denom = _scale_and_denominator(x_part, *ctx.window)
+            # db[i]/da[j] = d[i]^-beta [i == j] - 2 alpha beta a[i] a[j] d[i]^(-beta-1) [j in window(i)].
+            # With c[i] = -2 alpha beta d[i]^(-beta-1) (written over d):
+            coeff = torch.div(scale, denom, out=denom).mul_(-2.0 * alpha * beta)
+            # grad_a[j] = g[j] d[j]^-beta + a[j] sum_{i: j in window(i)} g[i] a[i] c[i], where
+            # "i such that j is in window(i)" is the mirrored window: before and after swap.
+            padded, t = _padded_empty(x_part, dim, after, before)
+            torch.mul(g_part, x_part, out=t).mul_(coeff)
+            torch.mul(_window_sum(padded, dim, x.shape[dim]), x_part, out=grad_part).addcmul_(g_part, scale)
+        return grad_x, None, None, None, None, None
+
+
+def _formula(x: Tensor, dim: int, size: int, alpha: float, beta: float, k: float) -> Tensor:
+    """The same LRN from differentiable tensor operations, which torch.compile fuses into one kernel.
+
+    :class:`_LRNFunction` writes into views of its buffers (``out=``), which the
+    compiler cannot trace; inside a compiled graph this is used instead.
+    """
+    before, after = size // 2, (size - 1) // 2
+    padded = F.pad((x * x).movedim(dim, -1), (before, after)).movedim(-1, dim)
+    energy = sum(padded.narrow(dim, shift, x.shape[dim]) for shift in range(size))
+    # b[i] = a[i] * (k + alpha * sum_{j in window(i)} a[j]^2)^(-beta)
+    return x * (k + alpha * energy).pow(-beta)
+
+
+def _normalise(x: Tensor, dim: int, size: int, alpha: float, beta: float, k: float) -> Tensor:
+    """LRN along ``dim``, with ``alpha`` already the coefficient of the window sum."""
+    if torch.compiler.is_compiling():
+        return _formula(x, dim, size, alpha, beta, k)
+    return _LRNFunction.apply(x, dim, size, alpha, beta, k)
+
+
+def _check_input(x: Tensor, size: int) -> None:
+    if x.dim() < 3:
+        raise ValueError(f"local_response_norm expects (N, C, ...) with at least 3 dimensions, got shape {tuple(x.shape)}")
+    if size < 1:
+        raise ValueError(f"size must be a positive integer, got {size}")
+    if not x.is_floating_point():
+        raise TypeError(f"local_response_norm needs a floating-point tensor, got {x.dtype}")
 
 
 def local_response_norm(
@@ -85,13 +171,8 @@ def local_response_norm(
     an even ``size`` the window holds ``size // 2`` channels before and
     ``(size - 1) // 2`` after, as in :func:`torch.nn.functional.local_response_norm`.
     """
-    if x.dim() < 3:
-        raise ValueError(f"local_response_norm expects (N, C, ...) with at least 3 dimensions, got shape {tuple(x.shape)}")
-    if size < 1:
-        raise ValueError(f"size must be a positive integer, got {size}")
-    if not x.is_floating_point():
-        raise TypeError(f"local_response_norm needs a floating-point tensor, got {x.dtype}")
-    return _LRNFunction.apply(x, int(size), effective_alpha(alpha, size, convention), float(beta), float(k))
+    _check_input(x, size)
+    return _normalise(x, 1, int(size), effective_alpha(alpha, size, convention), float(beta), float(k))
 
 
 class LocalResponseNorm(nn.Module):
@@ -116,12 +197,15 @@ class LocalResponseNorm(nn.Module):
         self.convention, self.groups = convention, groups
 
     def forward(self, x: Tensor) -> Tensor:
-        args = (self.size, self.alpha, self.beta, self.k, self.convention)
         if self.groups == 1:
-            return local_response_norm(x, *args)
-        n, c = x.shape[:2]
-        grouped = x.reshape(n * self.groups, c // self.groups, *x.shape[2:])
-        return local_response_norm(grouped, *args).reshape(x.shape)
+            return local_response_norm(x, self.size, self.alpha, self.beta, self.k, self.convention)
+        _check_input(x, self.size)
+        if x.shape[1] % self.groups:
+            raise ValueError(f"{x.shape[1]} channels do not split into {self.groups} equal groups")
+        # (N, C, ...) -> (N, groups, C / groups, ...) is a view in any memory layout; normalise along dim 2.
+        grouped = x.unflatten(1, (self.groups, x.shape[1] // self.groups))
+        alpha = effective_alpha(self.alpha, self.size, self.convention)
+        return _normalise(grouped, 2, int(self.size), alpha, float(self.beta), float(self.k)).flatten(1, 2)
 
     def extra_repr(self) -> str:
         return (

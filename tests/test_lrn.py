@@ -113,3 +113,39 @@ def test_bad_input():
 def test_cuda_matches_cpu():
     x = torch.randn(2, 16, 5, 5)
     assert torch.allclose(local_response_norm(x.cuda()).cpu(), local_response_norm(x), atol=1e-6)
+
+
+def test_cpu_slices_give_the_same_numbers(monkeypatch):
+    import alexnet_lib.lrn as lrn
+
+    torch.manual_seed(5)
+    x = (torch.randn(5, 12, 6, 6) * 3).requires_grad_()
+    g = torch.randn(5, 12, 6, 6)
+    whole = local_response_norm(x, 5, 0.5)
+    (whole_grad,) = torch.autograd.grad(whole, x, g)
+    monkeypatch.setattr(lrn, "CPU_SLICE_BYTES", 1)
+    sliced = local_response_norm(x, 5, 0.5)
+    (sliced_grad,) = torch.autograd.grad(sliced, x, g)
+    assert torch.equal(whole, sliced) and torch.equal(whole_grad, sliced_grad)
+
+
+def test_channels_last_keeps_layout_and_values():
+    torch.manual_seed(6)
+    x = torch.randn(2, 8, 4, 4, dtype=torch.float64).contiguous(memory_format=torch.channels_last).requires_grad_()
+    y = local_response_norm(x, 5, 0.7)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    assert (y - reference_lrn(x.detach(), 5, 0.7, 0.75, 2.0, "paper")).abs().max().item() < 1e-12
+    assert torch.autograd.gradcheck(lambda t: local_response_norm(t, 5, 0.7), (x,))
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_compiled_module_matches_eager(groups):
+    torch.manual_seed(7)
+    module = LocalResponseNorm(5, 0.7, groups=groups)
+    compiled = torch.compile(module, fullgraph=True, backend="aot_eager")
+    x = torch.randn(2, 8, 4, 4, requires_grad=True)
+    eager_out, compiled_out = module(x), compiled(x)
+    (eager_grad,) = torch.autograd.grad(eager_out.sum(), x)
+    (compiled_grad,) = torch.autograd.grad(compiled_out.sum(), x)
+    assert torch.allclose(eager_out, compiled_out, atol=1e-6)
+    assert torch.allclose(eager_grad, compiled_grad, atol=1e-6)
