@@ -1,0 +1,557 @@
+"""Datasets for training and evaluation: CIFAR-10, image folders, and offline fallbacks.
+
+:func:`build_data` returns a :class:`DataBundle`: CPU loaders that yield uint8 batches and two
+:class:`~alexnet_lib.augment.BatchTransform` modules that the trainer runs on the device.
+Small datasets (CIFAR-10, the digits) live in memory as one uint8 tensor and are served by
+indexing it with a slice of a permutation; no per-image Python work.
+
+Where the data is found: an explicit ``root`` argument, else the directory in the environment
+variable ``ALEXNET_DATA``.  Nothing is downloaded unless ``download=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import pathlib
+import pickle
+import stat
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor, nn
+from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, Sampler, Subset
+from tqdm.auto import tqdm
+
+from .augment import PCA_SCALINGS, PCA_STD, BatchTransform, ColourPCA, ResizeCenterCrop, fit_colour_pca
+
+DATA_ENV = "ALEXNET_DATA"
+DATASETS = ("cifar10", "digits", "imagefolder")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".gif", ".tif", ".tiff", ".webp")
+DIGITS_SOURCE = "scikit-learn digits (offline fallback)"
+# The digits have no official split: a fixed 20% stratified validation set, the same for every run.
+DIGITS_VAL_FRACTION = 0.2
+SPLIT_SEED = 0
+# Image folders are too big to average in full each run: the statistics use this many training images.
+FOLDER_STATS_IMAGES = 2000
+# Below this many files, decoding in the main process beats starting a pool.
+POOL_MIN_FILES = 2000
+
+
+def resolve_data_root(root: str | os.PathLike | None = None) -> pathlib.Path | None:
+    """The data root: ``root`` if given, else ``$ALEXNET_DATA`` if set, else None."""
+    if root is not None and str(root) != "":
+        return pathlib.Path(root).expanduser()
+    from_env = os.environ.get(DATA_ENV)
+    return pathlib.Path(from_env).expanduser() if from_env else None
+
+
+@dataclass
+class ImageTensors:
+    """A whole split held in memory."""
+
+    images: Tensor  # uint8, (N, 3, H, W), CPU
+    labels: Tensor  # int64, (N,)
+    classes: list[str]
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4 or self.images.shape[1] != 3:
+            raise ValueError(f"images must be uint8 (N, 3, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+        if self.labels.dtype != torch.int64 or tuple(self.labels.shape) != (self.images.shape[0],):
+            expected = f"int64 of shape ({self.images.shape[0]},)"
+            raise ValueError(f"labels must be {expected}, got {self.labels.dtype} {tuple(self.labels.shape)}")
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def subset(self, indices: Tensor) -> ImageTensors:
+        return ImageTensors(self.images[indices].contiguous(), self.labels[indices].contiguous(), self.classes)
+
+
+@dataclass
+class DataBundle:
+    """Everything the trainer needs: loaders, device transforms, and where the data came from."""
+
+    name: str
+    source: str
+    classes: list[str]
+    train: DataLoader
+    val: DataLoader
+    train_transform: nn.Module
+    eval_transform: nn.Module
+    input_size: int
+    train_sampler: DistributedSampler | None = field(default=None, repr=False)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reseed shuffling and augmentation from (seed, epoch), so resumed runs repeat exactly."""
+        if self.train_sampler is not None:
+            self.train_sampler.set_epoch(epoch)
+        if hasattr(self.train_transform, "set_epoch"):
+            self.train_transform.set_epoch(epoch)
+
+
+class TensorBatches(Dataset):
+    """Indexed by a whole list of indices at once, so one DataLoader step is one tensor gather."""
+
+    def __init__(self, data: ImageTensors):
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, indices: Sequence[int]) -> tuple[Tensor, Tensor]:
+        index = torch.as_tensor(indices, dtype=torch.int64)
+        return self.data.images.index_select(0, index), self.data.labels.index_select(0, index)
+
+
+class ShardSampler(Sampler[int]):
+    """Indices rank, rank + world_size, ... in order: a deterministic evaluation shard, no padding."""
+
+    def __init__(self, length: int, rank: int = 0, world_size: int = 1):
+        self.length, self.rank, self.world_size = length, rank, world_size
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.length, self.world_size))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.length, self.world_size))
+
+
+def stratified_indices(labels: Tensor, k: int | None, seed: int = SPLIT_SEED) -> Tensor:
+    """The first ``k`` indices of a seeded shuffle taken class by class in turn, sorted.
+
+    Every class gets k // num_classes images (give or take one) as long as it has them.
+    ``k=None`` or k >= len(labels) selects everything.
+    """
+    n = labels.shape[0]
+    if k is None or k >= n:
+        return torch.arange(n)
+    if k < 1:
+        raise ValueError(f"limit must be a positive number of images, got {k}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    shuffled = labels[order]
+    rank_in_class = torch.empty(n, dtype=torch.int64)
+    for value in shuffled.unique():
+        where = (shuffled == value).nonzero().squeeze(1)
+        rank_in_class[where] = torch.arange(where.numel())
+    key = rank_in_class * (int(labels.max()) + 1) + shuffled
+    chosen = order[torch.sort(key, stable=True).indices[:k]]
+    return chosen.sort().values
+
+
+# ---------------------------------------------------------------- offline fallbacks
+
+
+def load_digits_split(limit: int | None = None, val_limit: int | None = None) -> tuple[ImageTensors, ImageTensors]:
+    """scikit-learn's 1,797 handwritten digits as 8x8 grey images copied into 3 uint8 channels."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    # The digits' pixel values run from 0 to 16.
+    grey = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)
+    images = torch.from_numpy(grey)[:, None].repeat(1, 3, 1, 1)
+    labels = torch.from_numpy(digits.target.astype(np.int64))
+    train_idx, val_idx = train_test_split(
+        np.arange(len(labels)), test_size=DIGITS_VAL_FRACTION, stratify=digits.target, random_state=SPLIT_SEED
+    )
+    classes = [str(d) for d in range(10)]
+    train = ImageTensors(images[np.sort(train_idx)], labels[np.sort(train_idx)], classes)
+    val = ImageTensors(images[np.sort(val_idx)], labels[np.sort(val_idx)], classes)
+    return train.subset(stratified_indices(train.labels, limit)), val.subset(stratified_indices(val.labels, val_limit))
+
+
+def sample_photos() -> list[tuple[str, np.ndarray]]:
+    """scikit-learn's two bundled photos as (file name, HxWx3 uint8 array): offline preprocessing demos."""
+    from sklearn.datasets import load_sample_images
+
+    bunch = load_sample_images()
+    return [(pathlib.Path(name).name, image) for name, image in zip(bunch.filenames, bunch.images)]
+
+
+# ---------------------------------------------------------------- CIFAR-10
+
+
+def find_cifar10(root: pathlib.Path) -> tuple[str, pathlib.Path] | None:
+    """("folder", dir holding train/ and test/) or ("torchvision", root) or None."""
+    for candidate in (root / "cifar10", root):
+        if (candidate / "train").is_dir() and (candidate / "test").is_dir():
+            return "folder", candidate
+    if (root / "cifar-10-batches-py").is_dir():
+        return "torchvision", root
+    return None
+
+
+def load_cifar10(
+    root: str | os.PathLike | None = None,
+    *,
+    download: bool = False,
+    limit: int | None = None,
+    val_limit: int | None = None,
+) -> tuple[ImageTensors, ImageTensors, str]:
+    """CIFAR-10's training and test splits in memory, and a one-line description of the source.
+
+    Raises FileNotFoundError (with a one-line message) when the data is neither found nor downloaded.
+    """
+    data_root = resolve_data_root(root)
+    if data_root is None:
+        raise FileNotFoundError(f"CIFAR-10 not found: no root given and {DATA_ENV} is not set")
+    found = find_cifar10(data_root)
+    if found is None and download:
+        found = _download_cifar10(data_root)
+    if found is None:
+        raise FileNotFoundError(
+            f"CIFAR-10 not found under {data_root} (looked for cifar10/train, train/ and cifar-10-batches-py)"
+        )
+    kind, where = found
+    if kind == "folder":
+        train = load_image_folder_tensors(where / "train", limit=limit)
+        test = load_image_folder_tensors(where / "test", limit=val_limit)
+        return train, test, f"CIFAR-10 image folders in {where}"
+    train, test = (_read_cifar10_batches(where / "cifar-10-batches-py", split) for split in (True, False))
+    train = train.subset(stratified_indices(train.labels, limit))
+    test = test.subset(stratified_indices(test.labels, val_limit))
+    return train, test, f"CIFAR-10 in torchvision's format in {where / 'cifar-10-batches-py'}"
+
+
+def _download_cifar10(root: pathlib.Path) -> tuple[str, pathlib.Path]:
+    from torchvision.datasets import CIFAR10
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        CIFAR10(str(root), train=True, download=True)
+    except (OSError, RuntimeError) as error:
+        raise FileNotFoundError(f"CIFAR-10 download into {root} failed ({type(error).__name__}: {error})") from error
+    return "torchvision", root
+
+
+def _read_cifar10_batches(folder: pathlib.Path, train: bool) -> ImageTensors:
+    """The pickled batches of torchvision's (and Krizhevsky's) python version of CIFAR-10."""
+    names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
+    images, labels = [], []
+    try:
+        for name in names:
+            with open(folder / name, "rb") as handle:
+                batch = pickle.load(handle, encoding="latin1")
+            images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels += batch["labels"]
+        with open(folder / "batches.meta", "rb") as handle:
+            classes = list(pickle.load(handle, encoding="latin1")["label_names"])
+    except (OSError, KeyError, pickle.UnpicklingError) as error:
+        problem = f"{type(error).__name__}: {error}"
+        raise FileNotFoundError(f"CIFAR-10 in {folder} is incomplete or damaged ({problem})") from error
+    return ImageTensors(torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.int64), classes)
+
+
+# ---------------------------------------------------------------- image folders decoded into memory
+
+
+def list_image_folder(split_dir: pathlib.Path) -> tuple[list[pathlib.Path], Tensor, list[str]]:
+    """Files of ``split_dir/<class>/*`` sorted by class then name, their labels, and the sorted class names."""
+    classes = sorted(entry.name for entry in split_dir.iterdir() if entry.is_dir())
+    if not classes:
+        raise FileNotFoundError(f"no class folders in {split_dir}")
+    files: list[pathlib.Path] = []
+    labels: list[int] = []
+    for label, name in enumerate(classes):
+        members = sorted(p for p in (split_dir / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files += members
+        labels += [label] * len(members)
+    if not files:
+        raise FileNotFoundError(f"no images in the class folders of {split_dir}")
+    return files, torch.tensor(labels, dtype=torch.int64), classes
+
+
+def load_image_folder_tensors(
+    split_dir: str | os.PathLike, limit: int | None = None, cache_dir: str | os.PathLike | None = None
+) -> ImageTensors:
+    """Decode equally sized images of ``split_dir/<class>/*`` into one uint8 tensor, cached on disk.
+
+    The full decode is saved (see :func:`cache_path`) and reused by every later call.  A call
+    with ``limit`` and no cache yet decodes only the chosen images and caches nothing.
+    """
+    split_dir = pathlib.Path(split_dir)
+    files, labels, classes = list_image_folder(split_dir)
+    chosen = stratified_indices(labels, limit)
+    cache = cache_path(split_dir, len(files), cache_dir)
+    if cache.exists():
+        stored = torch.load(cache, weights_only=True)
+        return ImageTensors(stored["images"], stored["labels"], list(stored["classes"])).subset(chosen)
+    if len(chosen) < len(files):
+        picked = [files[i] for i in chosen.tolist()]
+        return ImageTensors(decode_images(picked, desc=f"decoding {split_dir.name}"), labels[chosen], classes)
+    data = ImageTensors(decode_images(files, desc=f"decoding {split_dir.name}"), labels, classes)
+    _save_cache(cache, data, split_dir)
+    return data
+
+
+def decode_images(files: Sequence[pathlib.Path], desc: str = "decoding") -> Tensor:
+    """Equally sized image files -> uint8 (N, 3, H, W); a process pool for many files."""
+    if len(files) >= POOL_MIN_FILES and (os.cpu_count() or 1) > 1:
+        processes = min(os.cpu_count() or 1, 8)
+        with multiprocessing.Pool(processes) as pool:
+            arrays = list(tqdm(pool.imap(_decode_rgb, files, chunksize=256), total=len(files), desc=desc))
+    else:
+        arrays = [_decode_rgb(f) for f in tqdm(files, desc=desc, disable=len(files) < 500)]
+    shapes = {a.shape for a in arrays}
+    if len(shapes) != 1:
+        raise ValueError(f"images of one folder must share one size to form a tensor, found sizes {sorted(shapes)}")
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def _decode_rgb(path: pathlib.Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def cache_path(split_dir: pathlib.Path, file_count: int, cache_dir: str | os.PathLike | None = None) -> pathlib.Path:
+    """Where the decoded tensor of ``split_dir`` lives.
+
+    The name holds a hash of the resolved path and the file count.  The folder is ``cache_dir``
+    if given, else ``.alexnet_cache`` next to the data when that directory is writable, else
+    ``$XDG_CACHE_HOME/alexnet_lib`` (``~/.cache/alexnet_lib``).
+    """
+    source = split_dir.resolve()
+    key = hashlib.sha256(f"{source}|{file_count}".encode()).hexdigest()[:16]
+    name = f"{source.parent.name}-{source.name}-{key}.pt"
+    if cache_dir is not None:
+        return pathlib.Path(cache_dir) / name
+    beside = source.parent / ".alexnet_cache"
+    if (beside.is_dir() and _writable(beside)) or (not beside.exists() and _writable(source.parent)):
+        return beside / name
+    return user_cache_dir() / name
+
+
+def user_cache_dir() -> pathlib.Path:
+    base = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
+    return pathlib.Path(base) / "alexnet_lib"
+
+
+def _writable(directory: pathlib.Path) -> bool:
+    # os.access alone says yes to root even for read-only folders; the mode bits say what was meant.
+    write_bits = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+    return os.access(directory, os.W_OK) and bool(directory.stat().st_mode & write_bits)
+
+
+def _save_cache(cache: pathlib.Path, data: ImageTensors, split_dir: pathlib.Path) -> None:
+    payload = {"images": data.images, "labels": data.labels, "classes": data.classes}
+    payload["source"] = str(split_dir.resolve())
+    for target in (cache, user_cache_dir() / cache.name):
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(f".partial-{os.getpid()}")
+            torch.save(payload, partial)
+            os.replace(partial, target)
+            return
+        except OSError:
+            continue
+
+
+# ---------------------------------------------------------------- image folders streamed from disk
+
+
+def _folder_statistics(dataset: Dataset, workers: int) -> tuple[Tensor, ColourPCA]:
+    """Mean image and colour PCA of up to FOLDER_STATS_IMAGES images of ``dataset``."""
+    targets = torch.tensor(_targets(dataset), dtype=torch.int64)
+    chosen = stratified_indices(targets, FOLDER_STATS_IMAGES)
+    loader = DataLoader(Subset(dataset, chosen.tolist()), batch_size=64, num_workers=workers)
+    batches = [images for images, _ in tqdm(loader, desc="mean image and colour PCA")]
+    images = torch.cat(batches)
+    pca = fit_colour_pca(images)
+    return _mean_image(images), ColourPCA(pca.eigval, pca.eigvec, f"{pca.source}, {len(images):,} images")
+
+
+def _targets(dataset: Dataset) -> list[int]:
+    if isinstance(dataset, Subset):
+        inner = _targets(dataset.dataset)
+        return [inner[i] for i in dataset.indices]
+    return list(dataset.targets)
+
+
+def _imagefolder_splits(
+    root: pathlib.Path, limit: int | None, val_limit: int | None
+) -> tuple[Dataset, Dataset, list[str]]:
+    from torchvision.datasets import ImageFolder
+
+    for split in ("train", "val"):
+        if not (root / split).is_dir():
+            raise FileNotFoundError(f"image folder dataset needs {root / split} with one folder per class")
+    prepare = ResizeCenterCrop()
+    train, val = ImageFolder(str(root / "train"), transform=prepare), ImageFolder(str(root / "val"), transform=prepare)
+    if train.classes != val.classes:
+        raise ValueError(f"train/ and val/ of {root} hold different class folders")
+    train_limited = Subset(train, stratified_indices(torch.tensor(train.targets), limit).tolist())
+    val_limited = Subset(val, stratified_indices(torch.tensor(val.targets), val_limit).tolist())
+    return train_limited, val_limited, list(train.classes)
+
+
+# ---------------------------------------------------------------- the bundle
+
+
+def _mean_image(images: Tensor) -> Tensor:
+    """Section 2's mean training image, (3, H, W) float32 in 0-255 units (an exact integer sum first)."""
+    return (images.sum(dim=0, dtype=torch.int64).double() / images.shape[0]).float()
+
+
+def _transforms(
+    mean: Tensor,
+    pca: ColourPCA | None,
+    *,
+    input_size: int,
+    augment: bool,
+    pca_std: float,
+    pca_scaling: str | None,
+    seed: int,
+    rank: int,
+) -> tuple[BatchTransform, BatchTransform]:
+    """The training transform (augmenting when asked) and the deterministic evaluation transform."""
+    colour = {"pca": pca if pca_scaling else None, "pca_std": pca_std, "pca_scaling": pca_scaling or PCA_SCALINGS[0]}
+    train = BatchTransform(mean, input_size, augment=augment, seed=seed, rank=rank, **colour)
+    return train, BatchTransform(mean, input_size, augment=False)
+
+
+def _fallback_notice(reason: str, hint: str) -> None:
+    """The one line that says the data is missing, what to do about it, and what is used instead."""
+    print(f"{reason}. {hint} Using {DIGITS_SOURCE} instead.")
+
+
+def build_data(
+    dataset: str = "cifar10",
+    root: str | os.PathLike | None = None,
+    *,
+    input_size: int = 227,
+    batch_size: int = 128,
+    limit: int | None = None,
+    val_limit: int | None = None,
+    download: bool = False,
+    augment: bool = True,
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    workers: int = 0,
+    pin_memory: bool = False,
+    pca_scaling: str | None = "cuda-convnet",
+    pca_std: float = PCA_STD,
+) -> DataBundle:
+    """Loaders and device transforms for ``dataset`` ("cifar10", "digits" or "imagefolder").
+
+    When CIFAR-10 or the image folder is missing (and no download is allowed or possible), one
+    line says so and the digits are used.  ``limit``/``val_limit`` keep a class-balanced, fixed
+    subset of that many images.  ``workers`` loader processes decode image folders (in-memory
+    data needs none).  ``pca_scaling`` picks the colour noise of training batches
+    ("cuda-convnet", "fb.resnet.torch", or None for none); see :func:`~alexnet_lib.augment.pca_colour_offsets`.
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+    if batch_size < 1 or input_size < 1:
+        raise ValueError(f"batch_size and input_size must be positive, got {batch_size} and {input_size}")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
+    if pca_scaling not in (*PCA_SCALINGS, None):
+        raise ValueError(f"pca_scaling must be one of {PCA_SCALINGS} or None, got {pca_scaling!r}")
+    options = {
+        "input_size": input_size,
+        "batch_size": batch_size,
+        "augment": augment,
+        "seed": seed,
+        "rank": rank,
+        "world_size": world_size,
+        "pin_memory": pin_memory,
+        "pca_scaling": pca_scaling,
+        "pca_std": pca_std,
+    }
+    if dataset == "imagefolder":
+        data_root = resolve_data_root(root)
+        try:
+            if data_root is None:
+                raise FileNotFoundError(f"image folder dataset: no root given and {DATA_ENV} is not set")
+            train_set, val_set, classes = _imagefolder_splits(data_root, limit, val_limit)
+        except FileNotFoundError as missing:
+            hint = f"Set {DATA_ENV} or root= to a folder holding train/<class>/ and val/<class>/."
+            _fallback_notice(str(missing), hint)
+        else:
+            source = f"image folders in {data_root}"
+            return _streamed_bundle(train_set, val_set, classes, source, workers=workers, **options)
+    elif dataset == "cifar10":
+        try:
+            train, val, source = load_cifar10(root, download=download, limit=limit, val_limit=val_limit)
+        except FileNotFoundError as missing:
+            hint = f"Set {DATA_ENV} or root= to a folder holding cifar10/train and cifar10/test, or pass download=True."
+            _fallback_notice(str(missing), hint)
+        else:
+            return _in_memory_bundle("cifar10", source, train, val, **options)
+    train, val = load_digits_split(limit, val_limit)
+    return _in_memory_bundle("digits", DIGITS_SOURCE, train, val, **options)
+
+
+def _in_memory_bundle(
+    name: str,
+    source: str,
+    train: ImageTensors,
+    val: ImageTensors,
+    *,
+    batch_size: int,
+    rank: int,
+    world_size: int,
+    pin_memory: bool,
+    **transform_options,
+) -> DataBundle:
+    """Batches gathered from uint8 tensors by a batch sampler; statistics over the whole training split."""
+    wants_pca = transform_options["augment"] and transform_options["pca_scaling"]
+    pca = fit_colour_pca(train.images, seed=SPLIT_SEED) if wants_pca else None
+    train_tf, eval_tf = _transforms(_mean_image(train.images), pca, rank=rank, **transform_options)
+    train_batches, val_batches = TensorBatches(train), TensorBatches(val)
+    train_sampler = DistributedSampler(train_batches, world_size, rank, shuffle=True, seed=transform_options["seed"])
+    val_sampler = ShardSampler(len(val), rank, world_size)
+    loader = {"batch_size": None, "pin_memory": pin_memory}
+    return DataBundle(
+        name=name,
+        source=source,
+        classes=train.classes,
+        train=DataLoader(train_batches, sampler=BatchSampler(train_sampler, batch_size, False), **loader),
+        val=DataLoader(val_batches, sampler=BatchSampler(val_sampler, batch_size, False), **loader),
+        train_transform=train_tf,
+        eval_transform=eval_tf,
+        input_size=transform_options["input_size"],
+        train_sampler=train_sampler,
+    )
+
+
+def _streamed_bundle(
+    train_set: Dataset,
+    val_set: Dataset,
+    classes: list[str],
+    source: str,
+    *,
+    workers: int,
+    batch_size: int,
+    rank: int,
+    world_size: int,
+    pin_memory: bool,
+    **transform_options,
+) -> DataBundle:
+    """Images decoded and brought to 256x256 by loader workers; statistics from a sample of them."""
+    mean, pca = _folder_statistics(train_set, workers)
+    train_tf, eval_tf = _transforms(mean, pca, rank=rank, **transform_options)
+    train_sampler = DistributedSampler(train_set, world_size, rank, shuffle=True, seed=transform_options["seed"])
+    val_sampler = ShardSampler(len(val_set), rank, world_size)
+    loader = {"num_workers": workers, "pin_memory": pin_memory, "persistent_workers": workers > 0}
+    return DataBundle(
+        name="imagefolder",
+        source=source,
+        classes=classes,
+        train=DataLoader(train_set, batch_sampler=BatchSampler(train_sampler, batch_size, False), **loader),
+        val=DataLoader(val_set, batch_sampler=BatchSampler(val_sampler, batch_size, False), **loader),
+        train_transform=train_tf,
+        eval_transform=eval_tf,
+        input_size=transform_options["input_size"],
+        train_sampler=train_sampler,
+    )

@@ -1,0 +1,282 @@
+"""Finding, loading, caching and batching the data (alexnet_lib.data)."""
+
+import pickle
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from alexnet_lib import data
+from alexnet_lib.data import (
+    DATA_ENV,
+    DIGITS_SOURCE,
+    DataBundle,
+    ImageTensors,
+    build_data,
+    cache_path,
+    find_cifar10,
+    resolve_data_root,
+    sample_photos,
+    stratified_indices,
+)
+
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def write_tree(split_dir, classes, per_class, side=32, seed=0, suffix=".png"):
+    """Random images as split_dir/<class>/<i>.png; returns {(class, i): HxWx3 array}."""
+    rng = np.random.default_rng(seed)
+    written = {}
+    for name in classes:
+        (split_dir / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(split_dir / name / f"{i:03d}{suffix}")
+            written[name, i] = pixels
+    return written
+
+
+@pytest.fixture
+def fake_cifar(tmp_path):
+    root = tmp_path / "data"
+    train = write_tree(root / "cifar10" / "train", CIFAR10_CLASSES, per_class=3)
+    test = write_tree(root / "cifar10" / "test", CIFAR10_CLASSES, per_class=2, seed=1)
+    return root, train, test
+
+
+def epoch_batches(bundle, epoch):
+    bundle.set_epoch(epoch)
+    return [(images.clone(), labels.clone()) for images, labels in bundle.train]
+
+
+def test_resolve_data_root_prefers_the_argument_then_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    assert resolve_data_root() is None
+    monkeypatch.setenv(DATA_ENV, str(tmp_path / "from_env"))
+    assert resolve_data_root() == tmp_path / "from_env"
+    assert resolve_data_root(tmp_path / "given") == tmp_path / "given"
+    assert resolve_data_root(str(tmp_path / "given")) == tmp_path / "given"
+
+
+def test_digits_bundle_has_the_interface_shapes_and_labels():
+    bundle = build_data("digits", input_size=227, batch_size=100)
+    assert isinstance(bundle, DataBundle)
+    assert (bundle.name, bundle.source, bundle.num_classes, bundle.input_size) == ("digits", DIGITS_SOURCE, 10, 227)
+    assert len(bundle.train.dataset) + len(bundle.val.dataset) == 1797
+    images, labels = next(iter(bundle.train))
+    assert images.dtype == torch.uint8 and images.shape == (100, 3, 8, 8)
+    assert labels.dtype == torch.int64 and labels.shape == (100,) and 0 <= labels.min() <= labels.max() <= 9
+    model_input = bundle.train_transform(images)
+    assert model_input.dtype == torch.float32 and model_input.shape == (100, 3, 227, 227)
+    assert bundle.eval_transform(images).shape == (100, 3, 227, 227)
+    seen = torch.cat([labels for _, labels in bundle.val])
+    assert len(seen) == len(bundle.val.dataset) and set(seen.tolist()) == set(range(10))
+
+
+def test_one_epoch_visits_every_training_image_once():
+    bundle = build_data("digits", input_size=8, batch_size=64, augment=False)
+
+    def rows(images):
+        return sorted(bytes(row.numpy()) for row in images.flatten(1))
+
+    assert rows(torch.cat([images for images, _ in bundle.train])) == rows(bundle.train.dataset.data.images)
+
+
+def test_val_loader_is_deterministic_and_unaugmented():
+    bundle = build_data("digits", input_size=8, batch_size=50, augment=True)
+    first = [(x.clone(), y.clone()) for x, y in bundle.val]
+    bundle.set_epoch(7)
+    again = list(bundle.val)
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, again))
+    images = first[0][0]
+    assert torch.equal(bundle.eval_transform(images), images.float() - bundle.eval_transform.mean)
+
+
+def test_limits_keep_a_balanced_fixed_subset():
+    bundle = build_data("digits", input_size=8, limit=50, val_limit=20)
+    train_labels = bundle.train.dataset.data.labels
+    assert len(train_labels) == 50 and torch.bincount(train_labels, minlength=10).tolist() == [5] * 10
+    assert len(bundle.val.dataset) == 20
+    again = build_data("digits", input_size=8, limit=50, val_limit=20, seed=3)
+    assert torch.equal(again.train.dataset.data.images, bundle.train.dataset.data.images)
+
+
+def test_stratified_indices_are_sorted_unique_and_balanced():
+    labels = torch.tensor([0] * 10 + [1] * 3 + [2] * 7)
+    chosen = stratified_indices(labels, 9)
+    assert torch.equal(chosen, chosen.sort().values) and len(set(chosen.tolist())) == 9
+    assert torch.bincount(labels[chosen]).tolist() == [3, 3, 3]
+    assert torch.bincount(labels[stratified_indices(labels, 12)]).tolist() == [5, 3, 4]
+    assert torch.equal(stratified_indices(labels, None), torch.arange(20))
+    with pytest.raises(ValueError, match="positive"):
+        stratified_indices(labels, 0)
+
+
+def test_set_epoch_repeats_batches_and_crops_and_changes_them_for_another_epoch():
+    def run(bundle, epoch):
+        return [(x, y, bundle.train_transform(x)) for x, y in epoch_batches(bundle, epoch)]
+
+    def same(a, b):
+        return len(a) == len(b) and all(torch.equal(u, v) for p, q in zip(a, b) for u, v in zip(p, q))
+
+    bundle = build_data("digits", input_size=6, batch_size=256, limit=600, seed=11)
+    uninterrupted = [run(bundle, epoch) for epoch in range(3)]
+    assert same(run(bundle, 2), uninterrupted[2])
+    assert not torch.equal(uninterrupted[1][0][1], uninterrupted[2][0][1])
+    # A fresh process resumed at epoch 2 sees exactly the batches and crops of the uninterrupted run.
+    resumed = build_data("digits", input_size=6, batch_size=256, limit=600, seed=11)
+    assert same(run(resumed, 2), uninterrupted[2])
+    other_seed = build_data("digits", input_size=6, batch_size=256, limit=600, seed=12)
+    assert not same(run(other_seed, 2), uninterrupted[2])
+
+
+def test_world_size_two_shards_without_overlap():
+    shards = [build_data("digits", input_size=8, batch_size=64, rank=r, world_size=2, seed=4) for r in (0, 1)]
+    for shard in shards:
+        shard.set_epoch(1)
+    train = [list(shard.train_sampler) for shard in shards]
+    assert len(train[0]) == len(train[1]) == 719  # 1,437 images, one repeated to even the shards
+    assert len(set(train[0]) | set(train[1])) == len(shards[0].train.dataset) == 1437
+    assert sum(len(batch) for shard in shards for batch in shard.val.sampler) == len(shards[0].val.dataset)
+    assert sum(len(y) for shard in shards for _, y in shard.val) == len(shards[0].val.dataset)
+    with pytest.raises(ValueError, match="rank"):
+        build_data("digits", rank=2, world_size=2)
+
+
+def test_cifar10_image_folders_load_and_are_cached(fake_cifar, monkeypatch):
+    root, train_pixels, test_pixels = fake_cifar
+    bundle = build_data("cifar10", root=root, input_size=32, batch_size=8, augment=False)
+    assert bundle.name == "cifar10" and bundle.classes == CIFAR10_CLASSES
+    assert str(root / "cifar10") in bundle.source
+    train = bundle.train.dataset.data
+    assert train.images.shape == (30, 3, 32, 32) and len(bundle.val.dataset) == 20
+    # Sorted by class then file name: image 3k+i is file i of class k.
+    assert torch.equal(train.images[4], torch.from_numpy(train_pixels["automobile", 1]).permute(2, 0, 1))
+    assert train.labels.tolist() == [k for k in range(10) for _ in range(3)]
+    caches = sorted((root / "cifar10" / ".alexnet_cache").glob("*.pt"))
+    assert [p.name.split("-")[1] for p in caches] == ["test", "train"]
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again although a cache exists")
+
+    monkeypatch.setattr(data, "decode_images", no_decoding)
+    cached = build_data("cifar10", root=root, input_size=32, batch_size=8, augment=False)
+    assert torch.equal(cached.train.dataset.data.images, train.images)
+    assert torch.equal(cached.val.dataset.data.labels, bundle.val.dataset.data.labels)
+
+
+def test_a_limited_first_load_decodes_only_what_it_needs(fake_cifar):
+    root, _, _ = fake_cifar
+    bundle = build_data("cifar10", root=root, input_size=32, limit=10, val_limit=10)
+    assert torch.bincount(bundle.train.dataset.data.labels).tolist() == [1] * 10
+    assert not (root / "cifar10" / ".alexnet_cache").exists()
+    full = build_data("cifar10", root=root, input_size=32)
+    limited_after_cache = build_data("cifar10", root=root, input_size=32, limit=10, val_limit=10)
+    assert torch.equal(limited_after_cache.train.dataset.data.images, bundle.train.dataset.data.images)
+    assert len(full.train.dataset) == 30
+
+
+def test_cache_goes_to_the_user_cache_when_the_data_is_read_only(fake_cifar, monkeypatch, tmp_path):
+    root, _, _ = fake_cifar
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user_cache"))
+    folder = root / "cifar10"
+    folder.chmod(0o555)
+    try:
+        where = cache_path(folder / "train", 30)
+        build_data("cifar10", root=root, input_size=32)
+    finally:
+        folder.chmod(0o755)
+    assert where.parent == tmp_path / "user_cache" / "alexnet_lib"
+    assert where.exists() and not (folder / ".alexnet_cache").exists()
+    assert cache_path(folder / "train", 31).name != where.name  # the file count is part of the key
+
+
+def test_a_root_holding_train_and_test_directly_works(fake_cifar):
+    root, _, _ = fake_cifar
+    assert find_cifar10(root / "cifar10") == ("folder", root / "cifar10")
+    assert build_data("cifar10", root=root / "cifar10", input_size=32).name == "cifar10"
+
+
+def test_cifar10_in_torchvision_format(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), "labels": [0, 1, 2, 9]}
+        (folder / name).write_bytes(pickle.dumps(batch))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": CIFAR10_CLASSES}))
+    bundle = build_data("cifar10", root=tmp_path, input_size=32)
+    assert bundle.classes == CIFAR10_CLASSES and "torchvision" in bundle.source
+    first = pickle.loads((folder / "data_batch_1").read_bytes())["data"][0]
+    assert torch.equal(bundle.train.dataset.data.images[0].flatten(), torch.from_numpy(first))
+    assert len(bundle.train.dataset) == 20 and len(bundle.val.dataset) == 4
+
+
+def test_missing_cifar10_prints_one_line_and_falls_back_to_digits(capsys, monkeypatch, tmp_path):
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    bundle = build_data("cifar10", input_size=8)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and "CIFAR-10 not found" in lines[0] and DATA_ENV in lines[0] and "digits" in lines[0]
+    assert bundle.name == "digits" and bundle.source == DIGITS_SOURCE
+    build_data("cifar10", root=tmp_path / "nowhere", input_size=8)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and str(tmp_path / "nowhere") in lines[0]
+
+
+def test_a_failed_download_falls_back_without_a_traceback(capsys, monkeypatch, tmp_path):
+    import torchvision.datasets
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    bundle = build_data("cifar10", root=tmp_path, download=True, input_size=8)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert bundle.name == "digits" and len(lines) == 1 and "download" in lines[0] and "no network" in lines[0]
+
+
+def test_image_folders_get_the_papers_preprocessing(tmp_path):
+    write_tree(tmp_path / "train", ["cats", "dogs"], per_class=3, side=40, suffix=".jpg")
+    write_tree(tmp_path / "val", ["cats", "dogs"], per_class=2, side=40, seed=2)
+    bundle = build_data("imagefolder", root=tmp_path, input_size=227, batch_size=4)
+    assert (bundle.name, bundle.classes) == ("imagefolder", ["cats", "dogs"])
+    images, labels = next(iter(bundle.train))
+    assert images.dtype == torch.uint8 and images.shape == (4, 3, 256, 256) and labels.dtype == torch.int64
+    assert bundle.train_transform(images).shape == (4, 3, 227, 227)
+    assert sum(len(y) for _, y in bundle.val) == 4
+
+
+def test_missing_image_folders_fall_back_too(capsys, tmp_path):
+    bundle = build_data("imagefolder", root=tmp_path, input_size=8)
+    line = capsys.readouterr().out.strip()
+    assert bundle.name == "digits" and "train" in line and "\n" not in line
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        build_data("mnist")
+    with pytest.raises(ValueError, match="uint8"):
+        ImageTensors(torch.zeros(2, 3, 4, 4), torch.zeros(2, dtype=torch.int64), ["a"])
+
+
+def test_sample_photos_are_offline_rgb_arrays():
+    photos = sample_photos()
+    assert [name for name, _ in photos] == ["china.jpg", "flower.jpg"]
+    assert all(p.dtype == np.uint8 and p.ndim == 3 and p.shape[2] == 3 for _, p in photos)
+
+
+def test_real_cifar10_limited_loader():
+    root = resolve_data_root()
+    if root is None or find_cifar10(root) is None:
+        pytest.skip(f"real CIFAR-10 not found: set {DATA_ENV} to a data root holding cifar10/ to run this test")
+    bundle = build_data("cifar10", input_size=24, batch_size=50, limit=200, val_limit=100)
+    assert bundle.classes == CIFAR10_CLASSES and bundle.source.startswith("CIFAR-10")
+    train = bundle.train.dataset.data
+    assert train.images.shape == (200, 3, 32, 32) and torch.bincount(train.labels).tolist() == [20] * 10
+    images, labels = next(iter(bundle.train))
+    assert bundle.train_transform(images).shape == (50, 3, 24, 24)
+    # Natural photos, not noise: neighbouring pixels agree far more than chance.
+    pixels = train.images.float()
+    assert (pixels[..., 1:] - pixels[..., :-1]).abs().mean() < 0.5 * (pixels - pixels.mean()).abs().mean()
