@@ -1,0 +1,136 @@
+"""The paper's CIFAR-10 "four-layer convolutional network" (section 3.1, Figure 1).
+
+Figure 1 compares ReLU and tanh units in "a four-layer convolutional neural network"
+on CIFAR-10.  Its shape here is that of Krizhevsky's own cuda-convnet example
+``example-layers/layers-80sec.cfg`` ("26% error on CIFAR-10 in 80 seconds"):
+
+    conv1 32 5x5 pad 2 -> max-pool 3/2 -> conv2 32 5x5 pad 2 -> avg-pool 3/2
+    -> conv3 64 5x5 pad 2 -> avg-pool 3/2 -> fc 64 -> fc 10 -> softmax
+
+on 32x32 inputs.  Four switches turn it into the variants the paper discusses:
+``activation`` (ReLU or tanh, Figure 1), ``lrn`` (cross-map response normalisation,
+section 3.3), ``overlap`` (3/2 pools vs non-overlapping 2/2, section 3.4) and
+``dropout`` (before the last layer, section 4.2).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .lrn import LocalResponseNorm
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+# layers-80sec.cfg, ``initW``: the standard deviation of each layer's Gaussian weights.
+# The file sets no ``initB``, so every bias starts at 0.
+CUDA_CONVNET_INIT_STD = {"conv1": 1e-4, "conv2": 0.01, "conv3": 0.01, "fc64": 0.1, "fc10": 0.1}
+
+
+def pooled_side(size: int, kernel: int, stride: int) -> int:
+    """cuda-convnet's pooling output side (``layer.py``, outputsX=0): ceil((size - kernel) / stride) + 1."""
+    return math.ceil((size - kernel) / stride) + 1
+
+
+class CifarNet(nn.Module):
+    """The layers-80sec.cfg network with the paper's switches.
+
+    Order follows the cfg file.  ``pool1`` carries conv1's neuron (``neuron=relu`` on the
+    pool layer), so layer 1 is conv -> max-pool -> activation; max-pooling commutes
+    with any increasing activation (ReLU, tanh), so this equals conv -> activation ->
+    pool.  Layers 2 and 3 are conv -> activation -> avg-pool.  With ``lrn=True`` the
+    normalisation goes after pool1 and pool2, where cuda-convnet's
+    ``layers-18pct.cfg`` (the same network with normalisation added) puts its
+    ``rnorm1``/``rnorm2``; the normalisation itself is the paper's cross-map LRN with
+    section 3.3's k=2, n=5, alpha=1e-4, beta=0.75 (cuda-convnet convention).
+
+    ``overlap=False`` uses 2/2 pools.  Pools use ``ceil_mode`` so that a 32x32 input
+    gives 16, 8 and 4 as in cuda-convnet (PyTorch's default floor would give 15, 7, 3).
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        activation: str = "relu",
+        lrn: bool = False,
+        overlap: bool = True,
+        dropout: float = 0.0,
+        input_size: int = 32,
+        init: str = "cuda-convnet",
+    ):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        kernel = 3 if overlap else 2
+        side = input_size
+        for _ in range(3):
+            side = pooled_side(side, kernel, 2)
+        if side < 1:
+            raise ValueError(f"input_size {input_size} is too small for three stride-2 pools")
+        self.num_classes, self.input_size, self.activation = num_classes, input_size, activation
+
+        def act() -> nn.Module:
+            return ACTIVATIONS[activation]()
+
+        def norm() -> nn.Module:
+            if not lrn:
+                return nn.Identity()
+            return LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0, convention="cuda-convnet")
+
+        def pool(kind: type[nn.Module]) -> nn.Module:
+            return kind(kernel_size=kernel, stride=2, ceil_mode=True)
+
+        self.conv1 = nn.Conv2d(3, 32, kernel_size=5, padding=2)
+        self.pool1 = pool(nn.MaxPool2d)
+        self.act1, self.norm1 = act(), norm()
+        self.conv2 = nn.Conv2d(32, 32, kernel_size=5, padding=2)
+        self.act2 = act()
+        self.pool2 = pool(nn.AvgPool2d)
+        self.norm2 = norm()
+        self.conv3 = nn.Conv2d(32, 64, kernel_size=5, padding=2)
+        self.act3 = act()
+        self.pool3 = pool(nn.AvgPool2d)
+        self.fc64 = nn.Linear(64 * side * side, 64)
+        self.act4 = act()
+        self.dropout = nn.Dropout(dropout)
+        self.fc10 = nn.Linear(64, num_classes)
+        self.reset_parameters(init)
+
+    def reset_parameters(self, init: str = "cuda-convnet") -> None:
+        """``"cuda-convnet"``: layers-80sec.cfg's initW stds and zero biases; ``"kaiming"``: He et al. 2015."""
+        for name, std in CUDA_CONVNET_INIT_STD.items():
+            layer = getattr(self, name)
+            if init == "cuda-convnet":
+                nn.init.normal_(layer.weight, mean=0.0, std=std)
+            elif init == "kaiming":
+                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu" if self.activation == "relu" else "tanh")
+            else:
+                raise ValueError(f"init must be 'cuda-convnet' or 'kaiming', got {init!r}")
+            nn.init.zeros_(layer.bias)
+
+    def check_input(self, x: Tensor) -> None:
+        expected = (3, self.input_size, self.input_size)
+        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
+            raise ValueError(
+                f"CifarNet expects a batch of shape (N, {', '.join(map(str, expected))}); got {tuple(x.shape)}"
+            )
+
+    def features(self, x: Tensor) -> Tensor:
+        """Everything up to pool3, flattened (1024 values at 32x32 with overlapping pools)."""
+        self.check_input(x)
+        x = self.norm1(self.act1(self.pool1(self.conv1(x))))
+        x = self.norm2(self.pool2(self.act2(self.conv2(x))))
+        x = self.pool3(self.act3(self.conv3(x)))
+        return torch.flatten(x, 1)
+
+    def embed(self, x: Tensor) -> Tensor:
+        """The 64 activations of fc64, the last hidden layer."""
+        return self.act4(self.fc64(self.features(x)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        # fc10 has no activation (the cfg's ``fc10`` sets no neuron): logits for the softmax.
+        return self.fc10(self.dropout(self.embed(x)))

@@ -1,0 +1,185 @@
+"""Command line: ``python -m alexnet_lib train ...`` and ``python -m alexnet_lib evaluate ...``.
+
+Data comes from ``--data-root`` or the environment variable ALEXNET_DATA (see data.py).
+Every training run writes config.json, run.json, history.json and checkpoint.pt into
+``--output-dir`` (default runs/<model>-<dataset>); ``--resume`` continues from there.
+
+Full runs on a GPU machine (``--batch-size`` is the batch of one step over all GPUs):
+
+    # CIFAR-10, the paper's AlexNet on images upsampled to 256 with 227 crops
+    ALEXNET_DATA=/data python -m alexnet_lib train --model alexnet --dataset cifar10 --epochs 90 --workers 4
+
+    # CIFAR-10, the four-layer network of Figure 1 (cuda-convnet's layers-80sec.cfg)
+    ALEXNET_DATA=/data python -m alexnet_lib train --model cifar-net --dataset cifar10 --epochs 40
+
+    # ImageNet (ILSVRC-2012: /data/imagenet/train/<wnid>/*.JPEG and /data/imagenet/val/<wnid>/*.JPEG),
+    # the two-column network of section 3.2, on the 8 GPUs of one machine
+    torchrun --nproc-per-node=8 -m alexnet_lib train --model alexnet-grouped --dataset imagefolder \\
+        --data-root /data/imagenet --epochs 90 --workers 8 --output-dir runs/alexnet-imagenet
+
+    # top-1/top-5 error with section 4.1's ten-patch averaging
+    python -m alexnet_lib evaluate runs/alexnet-imagenet/checkpoint.pt --data-root /data/imagenet --ten-crop
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+from . import distributed
+from .checkpoint import CheckpointError, load_checkpoint
+from .data import DATASETS, build_data
+from .evaluate import evaluate
+from .runtime import pick_device
+from .train import MODELS, OPTIMIZERS, TrainConfig, TrainingDiverged, build_model, train
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option costs one line of output instead of the full usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _add_train_options(parser: argparse.ArgumentParser) -> None:
+    bool_flag = argparse.BooleanOptionalAction
+    d = TrainConfig()
+    what = parser.add_argument_group("model")
+    what.add_argument("--model", choices=MODELS, default=d.model,
+                      help="alexnet (one column), alexnet-grouped (section 3.2's two columns), "
+                      "cifar-net (Figure 1's CIFAR-10 network)")
+    what.add_argument("--init", choices=("paper", "kaiming", "cuda-convnet"), default=None,
+                      help="weight initialisation (default: paper for AlexNet, cuda-convnet for cifar-net)")
+    what.add_argument("--dropout", type=float, default=None, help="dropout rate (default: 0.5 AlexNet, 0 cifar-net)")
+    what.add_argument("--lrn", action=bool_flag, default=None,
+                      help="local response normalisation (default: on for AlexNet, off for cifar-net)")
+    what.add_argument("--activation", choices=("relu", "tanh"), default=d.activation, help="cifar-net only (Figure 1)")
+    what.add_argument("--overlap", action=bool_flag, default=d.overlap,
+                      help="cifar-net only: 3/2 overlapping pools (section 3.4) or 2/2")
+    what.add_argument("--input-size", type=_positive_int, default=None,
+                      help="model input side (default 227, cifar-net 32)")
+
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", choices=DATASETS, default=d.dataset)
+    data.add_argument("--data-root", default=None, help="data root directory (default: $ALEXNET_DATA)")
+    data.add_argument("--download", action=bool_flag, default=d.download, help="let torchvision download CIFAR-10")
+    data.add_argument("--limit", type=_positive_int, default=None, help="train on this many images only")
+    data.add_argument("--val-limit", type=_positive_int, default=None, help="validate on this many images only")
+    data.add_argument("--augment", action=bool_flag, default=d.augment, help="random crops, mirrors, PCA colour noise")
+    data.add_argument("--workers", type=int, default=d.workers, help="data loader worker processes")
+
+    optim = parser.add_argument_group("optimisation (section 5)")
+    optim.add_argument("--epochs", type=_positive_int, default=d.epochs)
+    optim.add_argument("--batch-size", type=_positive_int, default=d.batch_size,
+                       help="images per step, all GPUs together")
+    optim.add_argument("--lr", type=float, default=None, help="learning rate (default 0.01; cifar-net 0.001)")
+    optim.add_argument("--momentum", type=float, default=d.momentum)
+    optim.add_argument("--weight-decay", type=float, default=None, help="default 5e-4; cifar-net 0.004")
+    optim.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer,
+                       help="paper: section 5's rule, lr inside the velocity; sgd: torch.optim.SGD")
+    optim.add_argument("--patience", type=int, default=d.patience,
+                       help="validations without improvement before the learning rate drops 10x")
+    optim.add_argument("--seed", type=int, default=d.seed)
+    optim.add_argument("--diverge-factor", type=float, default=d.diverge_factor,
+                       help="stop when the loss exceeds this many times ln(classes)")
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--output-dir", default=None,
+                     help="where checkpoints and JSON go (default runs/<model>-<dataset>)")
+    run.add_argument("--resume", action=bool_flag, default=d.resume, help="continue from <output-dir>/checkpoint.pt")
+    run.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
+    run.add_argument("--amp", action=bool_flag, default=d.amp, help="mixed precision on CUDA (bf16, else fp16)")
+    run.add_argument("--compile", action=bool_flag, default=d.compile, help="torch.compile the model")
+    run.add_argument("--log-every", type=_positive_int, default=d.log_every, help="batches between loss checks")
+    run.add_argument("--progress", action=bool_flag, default=d.progress, help="progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m alexnet_lib",
+        description="Train and evaluate the networks of Krizhevsky, Sutskever and Hinton (2012).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_train_options(commands.add_parser("train", help="train a network", description="Train a network."))
+    ev = commands.add_parser("evaluate", help="error rates of a checkpoint", description="Evaluate a checkpoint.")
+    ev.add_argument("checkpoint", help="checkpoint.pt written by train")
+    ev.add_argument("--data-root", default=None, help="data root directory (default: $ALEXNET_DATA)")
+    ev.add_argument("--dataset", choices=DATASETS, default=None, help="default: the one it was trained on")
+    ev.add_argument("--batch-size", type=_positive_int, default=128)
+    ev.add_argument("--val-limit", type=_positive_int, default=None, help="evaluate on this many images only")
+    ev.add_argument("--ten-crop", action=argparse.BooleanOptionalAction, default=False,
+                    help="average the softmax over section 4.1's ten patches")
+    ev.add_argument("--device", default=None)
+    ev.add_argument("--output", default=None, help="also write the metrics to this JSON file")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of parsed ``train`` options."""
+    values = {k: v for k, v in vars(args).items() if k != "command"}
+    if values["output_dir"] is None:
+        values["output_dir"] = str(pathlib.Path("runs") / f"{values['model']}-{values['dataset']}")
+    return TrainConfig(**values)
+
+
+def _train(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    distributed.init_from_env()
+    try:
+        history = train(config)
+    finally:
+        distributed.shutdown()
+    if distributed.is_main() and history:
+        last = history[-1]
+        print(f"done: {len(history)} epochs, validation top-1 error {last['val_top1_error']:.2%}, "
+              f"top-5 {last['val_top5_error']:.2%}; files in {config.output_dir}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    state = load_checkpoint(args.checkpoint)
+    config = TrainConfig.from_dict(state["config"])
+    device = pick_device(args.device)
+    # The training subset decides the mean image that evaluation subtracts, so it is rebuilt as trained.
+    data = build_data(
+        args.dataset or config.dataset,
+        args.data_root if args.data_root is not None else config.data_root,
+        input_size=config.model_input_size,
+        batch_size=args.batch_size,
+        limit=config.limit,
+        val_limit=args.val_limit,
+        augment=False,
+        seed=config.seed,
+    )
+    model = build_model(config, data.num_classes)
+    model.load_state_dict(state["model"])
+    metrics = evaluate(model.to(device), data.val, data.eval_transform, device, ten_crop=args.ten_crop)
+    metrics.update(checkpoint=str(args.checkpoint), epoch=int(state["epoch"]), data=data.source, ten_crop=args.ten_crop)
+    print(json.dumps(metrics, indent=1))
+    if args.output:
+        pathlib.Path(args.output).write_text(json.dumps(metrics, indent=1) + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run = _train if args.command == "train" else _evaluate
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        return 130  # the trainer has printed how to resume
+    except (ValueError, FileNotFoundError, CheckpointError, TrainingDiverged) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1

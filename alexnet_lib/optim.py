@@ -1,0 +1,65 @@
+"""The paper's update rule (section 5) as a PyTorch optimizer.
+
+Krizhevsky et al. write the learning rate *inside* the velocity:
+
+    v <- 0.9 v - 0.0005 eps w - eps dL/dw
+    w <- w + v
+
+``torch.optim.SGD`` keeps the learning rate outside it (``b <- mu b + g + wd w``;
+``w <- w - lr b``).  With a constant learning rate the two are the same
+(``v = -lr b``).  After a learning-rate drop they differ: the paper's velocity
+still carries steps taken at the old rate and lets them decay with the momentum,
+while PyTorch's rescales the whole accumulated velocity by the new rate at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch.optim import Optimizer
+
+
+class PaperSGD(Optimizer):
+    """Momentum SGD exactly as section 5 writes it, learning rate inside the velocity.
+
+    Defaults are the paper's: ``lr=0.01``, ``momentum=0.9``, ``weight_decay=5e-4``.
+    Works with :class:`torch.optim.lr_scheduler` schedulers (they change ``lr`` in
+    the param groups).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict],
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+    ):
+        if lr < 0:
+            raise ValueError(f"lr must be >= 0, got {lr}")
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, momentum, decay = group["lr"], group["momentum"], group["weight_decay"]
+            for w in group["params"]:
+                if w.grad is None:
+                    continue
+                state = self.state[w]
+                if "velocity" not in state:
+                    state["velocity"] = torch.zeros_like(w, memory_format=torch.preserve_format)
+                v = state["velocity"]
+                # Section 5: v <- 0.9 v - 0.0005 eps w - eps <dL/dw>
+                v.mul_(momentum).add_(w, alpha=-decay * lr).add_(w.grad, alpha=-lr)
+                # Section 5: w <- w + v
+                w.add_(v)
+        return loss

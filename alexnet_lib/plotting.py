@@ -1,0 +1,120 @@
+"""Figures the notebooks draw: training curves, confusion matrices, C1's filters, image grids."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
+import torch
+from torch import Tensor
+
+
+def plot_history(history: Sequence[dict], title: str | None = None) -> plt.Figure:
+    """Loss, error rates and learning rate per epoch, from a training history."""
+    if not history:
+        raise ValueError("the history is empty: train for at least one epoch first")
+    epochs = [r["epoch"] for r in history]
+    fig, (loss_ax, error_ax, lr_ax) = plt.subplots(1, 3, figsize=(13, 3.6), constrained_layout=True)
+    loss_ax.plot(epochs, [r["train_loss"] for r in history], "o-", label="training")
+    loss_ax.plot(epochs, [r["val_loss"] for r in history], "s-", label="validation")
+    loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
+    error_ax.plot(epochs, [100 * r["train_error"] for r in history], "o-", label="training top-1")
+    error_ax.plot(epochs, [100 * r["val_top1_error"] for r in history], "s-", label="validation top-1")
+    error_ax.plot(epochs, [100 * r["val_top5_error"] for r in history], "^--", label="validation top-5")
+    error_ax.set(xlabel="epoch", ylabel="error (%)", title="error rate")
+    lr_ax.step(epochs, [r["lr"] for r in history], where="post")
+    lr_ax.set(xlabel="epoch", ylabel="learning rate", title="learning rate", yscale="log")
+    for ax in (loss_ax, error_ax):
+        ax.legend()
+    for ax in (loss_ax, error_ax, lr_ax):
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_confusion(matrix: Tensor, classes: Sequence[str], normalise: bool = True) -> plt.Figure:
+    """A confusion matrix (rows: true class, columns: predicted), as row fractions when ``normalise``."""
+    n = len(classes)
+    if tuple(matrix.shape) != (n, n):
+        raise ValueError(f"expected a ({n}, {n}) matrix for {n} classes, got {tuple(matrix.shape)}")
+    values = matrix.double()
+    if normalise:
+        values = values / values.sum(dim=1, keepdim=True).clamp_min(1)
+    size = max(4.0, 0.5 * n + 1.5)
+    fig, ax = plt.subplots(figsize=(size, size * 0.9), constrained_layout=True)
+    image = ax.imshow(values.numpy(), cmap="Blues", vmin=0)
+    fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of the true class" if normalise else "images")
+    ax.set(xticks=range(n), yticks=range(n), xlabel="predicted class", ylabel="true class")
+    ax.set_xticklabels(classes, rotation=45, ha="right")
+    ax.set_yticklabels(classes)
+    if n <= 20:
+        threshold = values.max().item() / 2
+        for i in range(n):
+            for j in range(n):
+                text = f"{values[i, j]:.2f}" if normalise else f"{int(values[i, j])}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                        color="white" if values[i, j] > threshold else "black")
+    return fig
+
+
+def _to_display(images: Tensor) -> Tensor:
+    """(N, 3, H, W) -> (N, H, W, 3) in [0, 1], each image stretched to its own range."""
+    x = images.detach().float().cpu()
+    low = x.amin(dim=(1, 2, 3), keepdim=True)
+    high = x.amax(dim=(1, 2, 3), keepdim=True)
+    return ((x - low) / (high - low).clamp_min(1e-12)).permute(0, 2, 3, 1)
+
+
+def filter_grid(weight: Tensor, columns: int = 12, title: str | None = None) -> plt.Figure:
+    """Figure 3: the first layer's kernels (e.g. C1.weight, 96x3x11x11) as colour images.
+
+    Each kernel is stretched to the full display range on its own, as such figures usually
+    are, so the pictures show shape and colour, not relative magnitude.
+    """
+    if weight.dim() != 4 or weight.shape[1] != 3:
+        raise ValueError(f"expected kernels of shape (K, 3, h, w), got {tuple(weight.shape)}")
+    return _grid(_to_display(weight), columns, labels=None, title=title, cell=0.55)
+
+
+def image_grid(
+    images: Tensor,
+    labels: Sequence[int] | Tensor | None = None,
+    classes: Sequence[str] | None = None,
+    columns: int = 8,
+    title: str | None = None,
+) -> plt.Figure:
+    """uint8 or float images (N, 3, H, W) in a grid, captioned with class names when given."""
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
+    if images.dtype == torch.uint8:
+        shown = images.permute(0, 2, 3, 1).float() / 255.0
+    else:
+        shown = _to_display(images)
+    captions = None
+    if labels is not None:
+        labels = [int(v) for v in labels]
+        captions = [classes[v] if classes else str(v) for v in labels]
+    return _grid(shown, columns, captions, title, cell=1.4)
+
+
+def _grid(pictures: Tensor, columns: int, labels: Sequence[str] | None, title: str | None, cell: float) -> plt.Figure:
+    n = pictures.shape[0]
+    columns = max(1, min(columns, n))
+    rows = math.ceil(n / columns)
+    spacing = {"wspace": 0.05, "hspace": 0.05} if labels is None else {"wspace": 0.1, "hspace": 0.35}
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(cell * columns, cell * rows + (0.4 if title else 0)), squeeze=False, gridspec_kw=spacing
+    )
+    for index, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if index < n:
+            ax.imshow(pictures[index].numpy(), interpolation="nearest")
+            if labels is not None:
+                ax.set_title(labels[index], fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -1,0 +1,454 @@
+"""Training as section 5 describes it, with checkpoints, resumption, mixed precision and DDP.
+
+Section 5: "We trained our models using stochastic gradient descent with a batch size of 128
+examples, momentum of 0.9, and weight decay of 0.0005", learning rate 0.01, "divided by 10 when
+the validation error rate stopped improving with the current learning rate".  The paper does
+not say how long "stopped improving" is; ``patience`` (3 validations here) is our choice.
+The CIFAR-10 network instead defaults to cuda-convnet's ``layer-params-80sec.cfg``: learning
+rate (``epsW``) 0.001 and weight decay (``wc``) 0.004 of its convolutional layers; like ours,
+cuda-convnet scales the learning rate by 1/batch size (``getEps() / numCases``), i.e. it
+follows the mean gradient.  Its fully connected layers' wc=0.03 and biases' epsB=0.002 are
+not reproduced: one rate and one decay serve every parameter here.
+
+:func:`train` runs a :class:`TrainConfig` and returns the history, one dict per epoch:
+
+    epoch, train_loss, train_error, val_loss, val_top1_error, val_top5_error, lr,
+    seconds (the whole epoch, validation included), images_per_second (training images, all
+    processes together, per second of the training pass)
+
+Errors are fractions in [0, 1]; ``lr`` is the rate the epoch trained with.  With an
+``output_dir`` every epoch writes checkpoint.pt, history.json and (once) config.json and
+run.json there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import pathlib
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from . import distributed
+from .checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .cifar_net import CifarNet
+from .data import DataBundle, build_data
+from .evaluate import evaluate
+from .model import AlexNet
+from .optim import PaperSGD
+from .provenance import provenance
+from .runtime import pick_device
+
+MODELS = ("alexnet", "alexnet-grouped", "cifar-net")
+OPTIMIZERS = ("paper", "sgd")
+# (learning rate, weight decay) when the config leaves them unset: section 5, and layer-params-80sec.cfg.
+DEFAULT_HYPERPARAMETERS = {"alexnet": (0.01, 5e-4), "alexnet-grouped": (0.01, 5e-4), "cifar-net": (0.001, 0.004)}
+TIMING_KEYS = ("seconds", "images_per_second")
+# Options that may change between a run and its resumption without changing its numbers.
+RESUMABLE_CHANGES = (
+    "epochs", "resume", "device", "amp", "compile", "workers", "output_dir", "data_root", "download", "log_every",
+    "progress",
+)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN/inf or exploded, so further training would only fit noise."""
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a training run (the command line's options, one field each)."""
+
+    model: str = "alexnet"
+    dataset: str = "cifar10"
+    data_root: str | None = None
+    download: bool = False
+    epochs: int = 90
+    batch_size: int = 128
+    lr: float | None = None
+    momentum: float = 0.9
+    weight_decay: float | None = None
+    optimizer: str = "paper"
+    patience: int = 3
+    seed: int = 0
+    output_dir: str | None = None
+    resume: bool = False
+    device: str | None = None
+    amp: bool = True
+    compile: bool = False
+    workers: int = 0
+    limit: int | None = None
+    val_limit: int | None = None
+    augment: bool = True
+    input_size: int | None = None
+    init: str | None = None
+    dropout: float | None = None
+    lrn: bool | None = None
+    activation: str = "relu"
+    overlap: bool = True
+    diverge_factor: float = 10.0
+    log_every: int = 20
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        for name in ("epochs", "batch_size", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("lr", "momentum", "weight_decay", "patience", "workers"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.diverge_factor <= 1:
+            raise ValueError(f"diverge_factor must be above 1, got {self.diverge_factor}")
+        if self.model != "cifar-net" and (self.activation != "relu" or not self.overlap):
+            raise ValueError("activation and overlap are switches of cifar-net; AlexNet always uses ReLU and 3/2 pools")
+
+    @property
+    def model_input_size(self) -> int:
+        return self.input_size or (32 if self.model == "cifar-net" else 227)
+
+    @property
+    def learning_rate(self) -> float:
+        """``lr``, or the model's default from DEFAULT_HYPERPARAMETERS."""
+        return self.lr if self.lr is not None else DEFAULT_HYPERPARAMETERS[self.model][0]
+
+    @property
+    def decay(self) -> float:
+        """``weight_decay``, or the model's default from DEFAULT_HYPERPARAMETERS."""
+        return self.weight_decay if self.weight_decay is not None else DEFAULT_HYPERPARAMETERS[self.model][1]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig options {unknown}")
+        return cls(**values)
+
+    def to_argv(self) -> list[str]:
+        """Command-line options that rebuild this config (only those that differ from the defaults)."""
+        argv = []
+        for field in dataclasses.fields(self):
+            value, flag = getattr(self, field.name), "--" + field.name.replace("_", "-")
+            if field.name == "resume" or value == field.default:
+                continue
+            if isinstance(value, bool):
+                argv.append(flag if value else "--no-" + flag[2:])
+            else:
+                argv += [flag, str(value)]
+        return argv
+
+    def resume_command(self) -> str:
+        launcher = "python -m alexnet_lib"
+        if distributed.world_size() > 1:
+            launcher = f"torchrun --nproc-per-node={distributed.world_size()} -m alexnet_lib"
+        return " ".join([launcher, "train", *self.to_argv(), "--resume"])
+
+
+def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
+    """The network ``config.model`` names, with its switches."""
+    options = {"num_classes": num_classes, "input_size": config.model_input_size}
+    for name in ("init", "dropout", "lrn"):
+        if getattr(config, name) is not None:
+            options[name] = getattr(config, name)
+    if config.model == "cifar-net":
+        return CifarNet(activation=config.activation, overlap=config.overlap, **options)
+    return AlexNet(groups=2 if config.model == "alexnet-grouped" else 1, **options)
+
+
+def _mixed_precision(device: torch.device, enabled: bool) -> tuple[torch.dtype | None, torch.amp.GradScaler]:
+    """bf16 where the GPU has it (no scaler needed), else fp16 with a GradScaler; fp32 on the CPU."""
+    if not enabled or device.type != "cuda":
+        return None, torch.amp.GradScaler("cuda", enabled=False)
+    if torch.cuda.is_bf16_supported():
+        return torch.bfloat16, torch.amp.GradScaler("cuda", enabled=False)
+    return torch.float16, torch.amp.GradScaler("cuda", enabled=True)
+
+
+def _write_json(value, path: pathlib.Path) -> None:
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    partial.write_text(json.dumps(value, indent=1) + "\n")
+    os.replace(partial, path)
+
+
+class Trainer:
+    """One training run: model, data, optimizer, scheduler and history, resumable from a checkpoint.
+
+    ``model`` and ``data`` replace the ones ``config`` would build (a notebook's own network or
+    bundle); the model must accept ``data.input_size`` inputs.
+    """
+
+    def __init__(self, config: TrainConfig, model: nn.Module | None = None, data: DataBundle | None = None):
+        self.config = config
+        self.rank, self.world_size = distributed.rank(), distributed.world_size()
+        self.main = distributed.is_main()
+        if config.device is None and self.world_size > 1 and torch.cuda.is_available():
+            self.device = torch.device("cuda", distributed.local_rank())
+        else:
+            self.device = pick_device(config.device)
+        cuda = self.device.type == "cuda"
+        torch.manual_seed(config.seed)
+        if config.batch_size % self.world_size:
+            raise ValueError(f"batch_size {config.batch_size} must be divisible by the {self.world_size} processes")
+        self.data = data or build_data(
+            config.dataset,
+            config.data_root,
+            input_size=config.model_input_size,
+            # batch_size is the whole step's batch (section 5's 128); each process takes its share.
+            batch_size=config.batch_size // self.world_size,
+            limit=config.limit,
+            val_limit=config.val_limit,
+            download=config.download,
+            augment=config.augment,
+            seed=config.seed,
+            rank=self.rank,
+            world_size=self.world_size,
+            workers=config.workers,
+            pin_memory=cuda,
+        )
+        self.model = (model or build_model(config, self.data.num_classes)).to(self.device)
+        # After the (identical) initialisation each process draws its own dropout masks.
+        torch.manual_seed(config.seed + 1_000_003 * (self.rank + 1))
+        self.channels_last = cuda
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.train_transform = self.data.train_transform.to(self.device)
+        self.eval_transform = self.data.eval_transform.to(self.device)
+        self.amp_dtype, self.scaler = _mixed_precision(self.device, config.amp)
+        optimizer_cls = PaperSGD if config.optimizer == "paper" else torch.optim.SGD
+        self.optimizer = optimizer_cls(
+            self.model.parameters(), lr=config.learning_rate, momentum=config.momentum, weight_decay=config.decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode="min", factor=0.1, patience=config.patience
+        )
+        self.history: list[dict] = []
+        self.epoch = 0
+        self.output_dir = pathlib.Path(config.output_dir) if config.output_dir else None
+        if config.resume:
+            self.resume()
+        self.network = self.model
+        if self.world_size > 1:
+            device_ids = [self.device.index] if cuda else None
+            self.network = nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
+        if config.compile:
+            self.network = torch.compile(self.network)
+
+    @property
+    def checkpoint_path(self) -> pathlib.Path | None:
+        return self.output_dir / CHECKPOINT_NAME if self.output_dir else None
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+
+    # ---------------------------------------------------------------- checkpoints
+
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "rng": rng_state(),
+            "history": self.history,
+            "config": self.config.to_dict(),
+        }
+
+    def resume(self) -> None:
+        """Continue from ``output_dir/checkpoint.pt``: weights, optimizer, schedule, RNG and history."""
+        if self.checkpoint_path is None:
+            raise ValueError("resume needs the output_dir that holds the checkpoint")
+        state = load_checkpoint(self.checkpoint_path, map_location=self.device)
+        stored, current = state["config"], self.config.to_dict()
+        changed = [
+            f"{name}: {stored.get(name)!r} in the checkpoint, {value!r} now"
+            for name, value in current.items()
+            if name not in RESUMABLE_CHANGES and stored.get(name) != value
+        ]
+        if changed:
+            raise ValueError(f"cannot resume {self.checkpoint_path} with different options: " + "; ".join(changed))
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.history = int(state["epoch"]), list(state["history"])
+        set_rng_state(state["rng"])
+
+    def save(self) -> None:
+        """Checkpoint and history after an epoch (rank 0 only)."""
+        if self.output_dir is None or not self.main:
+            return
+        save_checkpoint(self.state_dict(), self.checkpoint_path)
+        _write_json(self.history, self.output_dir / "history.json")
+
+    def write_run_files(self) -> None:
+        if self.output_dir is None or not self.main:
+            return
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        _write_json(self.config.to_dict(), self.output_dir / "config.json")
+        run = {
+            "model": type(self.model).__name__,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "data": {"name": self.data.name, "source": self.data.source, "classes": self.data.classes},
+            "device": str(self.device),
+            "world_size": self.world_size,
+            "mixed_precision": str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else "fp32",
+            "provenance": provenance(),
+        }
+        _write_json(run, self.output_dir / "run.json")
+
+    # ---------------------------------------------------------------- the loop
+
+    def fit(self) -> list[dict]:
+        """Train from the current epoch up to ``config.epochs``; return the history."""
+        self.write_run_files()
+        try:
+            while self.epoch < self.config.epochs:
+                self.run_epoch(self.epoch + 1)
+        except KeyboardInterrupt:
+            if self.main:
+                print(self.interrupted_message())
+            raise
+        return self.history
+
+    def interrupted_message(self) -> str:
+        if self.checkpoint_path is None or self.epoch == 0:
+            return f"Interrupted during epoch {self.epoch + 1}; no checkpoint was written, so nothing can be resumed."
+        return (
+            f"Interrupted during epoch {self.epoch + 1}; {self.checkpoint_path} holds epoch {self.epoch}. "
+            f"Resume with:\n  {self.config.resume_command()}"
+        )
+
+    def run_epoch(self, epoch: int) -> dict:
+        start = time.perf_counter()
+        lr = self.optimizer.param_groups[0]["lr"]
+        train_loss, train_error, images, train_seconds = self.train_epoch(epoch)
+        val = evaluate(
+            self.model,
+            self.data.val,
+            self.eval_transform,
+            self.device,
+            autocast=self.autocast(),
+            channels_last=self.channels_last,
+            desc=f"validating {epoch}",
+            progress=self.config.progress,
+        )
+        # PyTorch's documented order: optimizer.step() per batch above, scheduler.step() after validation.
+        self.scheduler.step(val["top1_error"])
+        self.epoch = epoch
+        record = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_error": train_error,
+            "val_loss": val["loss"],
+            "val_top1_error": val["top1_error"],
+            "val_top5_error": val["top5_error"],
+            "lr": lr,
+            "seconds": time.perf_counter() - start,
+            "images_per_second": images / train_seconds,
+        }
+        self.history.append(record)
+        self.save()
+        if self.main:
+            tqdm.write(
+                f"epoch {epoch}: train loss {train_loss:.4f}, error {train_error:.2%}; "
+                f"val loss {val['loss']:.4f}, top-1 {val['top1_error']:.2%}, top-5 {val['top5_error']:.2%}; "
+                f"lr {lr:g}; {record['images_per_second']:.0f} images/s"
+            )
+        return record
+
+    def train_epoch(self, epoch: int) -> tuple[float, float, int, float]:
+        """One pass over the training set: (mean loss, error rate, images, seconds), summed over processes."""
+        self.network.train()
+        self.data.set_epoch(epoch)
+        limit = self.config.diverge_factor * math.log(max(self.data.num_classes, 2))
+        sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss * n, wrong, n
+        window = torch.zeros((), dtype=torch.float64, device=self.device)
+        window_batches = 0
+        start = time.perf_counter()
+        bar = tqdm(
+            self.data.train,
+            desc=f"epoch {epoch}/{self.config.epochs}",
+            leave=False,
+            disable=not (self.main and self.config.progress),
+        )
+        for batch, (images, labels) in enumerate(bar, start=1):
+            images = images.to(self.device, non_blocking=True)
+            labels = labels.to(self.device, non_blocking=True)
+            x = self.train_transform(images)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with self.autocast():
+                logits = self.network(x)
+            loss = F.cross_entropy(logits.float(), labels)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            loss = loss.detach().double()
+            # Sums stay on the device: no host sync per batch.
+            sums[0] += loss * labels.numel()
+            sums[1] += (logits.detach().argmax(dim=1) != labels).sum()
+            sums[2] += labels.numel()
+            window += loss
+            window_batches += 1
+            if window_batches == self.config.log_every or batch == len(bar):
+                # One host sync per window: the mean batch loss over the window and all processes (so that
+                # every process stops together); a NaN anywhere makes it NaN.
+                mean = distributed.sum_across(window).item() / (window_batches * self.world_size)
+                self.check_loss(mean, limit, epoch, batch)
+                bar.set_postfix(loss=f"{mean:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:g}")
+                window.zero_()
+                window_batches = 0
+        loss_sum, wrong, count = distributed.sum_across(sums).tolist()
+        if count == 0:
+            raise ValueError("the training loader yielded no images")
+        return loss_sum / count, wrong / count, int(count), time.perf_counter() - start
+
+    def check_loss(self, loss: float, limit: float, epoch: int, batch: int) -> None:
+        """Stop on a loss that is not finite or above ``diverge_factor`` x ln(classes).
+
+        ln(classes) is the loss of a network that guesses uniformly, about where a sound
+        initialisation starts; a loss many times larger means the logits are blowing up.
+        """
+        if math.isfinite(loss) and loss <= limit:
+            return
+        if math.isfinite(loss):
+            what = f"exceeds {self.config.diverge_factor:g} x ln(classes) = {limit:.1f}"
+        else:
+            what = "is not finite"
+        lr = self.config.learning_rate
+        last = f"; the last good checkpoint is {self.checkpoint_path}" if self.checkpoint_path and self.epoch else ""
+        raise TrainingDiverged(
+            f"training diverged in epoch {epoch} near batch {batch}: the mean loss {loss:.4g} {what}. "
+            f"Likely causes: a learning rate too high for this model and batch size (lr={lr:g}; try {lr / 10:g}), "
+            "or an initialisation too large for the inputs, which are mean-subtracted 0-255 pixels as in the paper "
+            "(the paper's and cuda-convnet's small Gaussian inits expect that scale)" + last
+        )
+
+
+def train(config: TrainConfig, model: nn.Module | None = None, data: DataBundle | None = None) -> list[dict]:
+    """Run ``config`` (optionally with a model or data bundle of your own); return the per-epoch history."""
+    return Trainer(config, model=model, data=data).fit()
+
+
+def without_timing(history: list[dict]) -> list[dict]:
+    """The history minus its wall-clock fields: what a rerun with the same seed reproduces."""
+    return [{k: v for k, v in record.items() if k not in TIMING_KEYS} for record in history]

@@ -1,0 +1,90 @@
+"""The CIFAR-10 network of Figure 1, in the shape of cuda-convnet's layers-80sec.cfg."""
+
+import pytest
+import torch
+from torch import nn
+
+from alexnet_lib.cifar_net import CUDA_CONVNET_INIT_STD, CifarNet, pooled_side
+from alexnet_lib.lrn import LocalResponseNorm
+
+
+def _sides(net, x):
+    sides = []
+    x = net.pool1(net.conv1(x))
+    sides.append(x.shape[-1])
+    x = net.pool2(net.act2(net.conv2(net.act1(x))))
+    sides.append(x.shape[-1])
+    x = net.pool3(net.act3(net.conv3(x)))
+    sides.append(x.shape[-1])
+    return sides
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_cuda_convnet_sides_and_parameters(overlap):
+    net = CifarNet(overlap=overlap)
+    assert _sides(net, torch.zeros(1, 3, 32, 32)) == [16, 8, 4]
+    # conv 3->32, 32->32, 32->64 (5x5 + bias), fc 1024->64, fc 64->10.
+    expected = (3 * 25 + 1) * 32 + (32 * 25 + 1) * 32 + (32 * 25 + 1) * 64 + (1024 + 1) * 64 + (64 + 1) * 10
+    assert sum(p.numel() for p in net.parameters()) == expected == 145_578
+
+
+def test_pooled_side_is_cuda_convnets_ceil():
+    assert [pooled_side(32, 3, 2), pooled_side(16, 3, 2), pooled_side(8, 3, 2)] == [16, 8, 4]
+    assert pooled_side(32, 2, 2) == 16
+
+
+def test_init_follows_the_cfg():
+    torch.manual_seed(0)
+    net = CifarNet()
+    for name, std in CUDA_CONVNET_INIT_STD.items():
+        layer = getattr(net, name)
+        assert layer.weight.std().item() == pytest.approx(std, rel=0.2), name
+        assert torch.count_nonzero(layer.bias) == 0
+
+
+def test_switches():
+    net = CifarNet(activation="tanh", lrn=True, overlap=False, dropout=0.5)
+    assert all(isinstance(getattr(net, f"act{i}"), nn.Tanh) for i in range(1, 5))
+    assert isinstance(net.norm1, LocalResponseNorm) and isinstance(net.norm2, LocalResponseNorm)
+    assert net.pool1.kernel_size == 2 and isinstance(net.pool2, nn.AvgPool2d)
+    plain = CifarNet()
+    assert isinstance(plain.norm1, nn.Identity) and plain.pool1.kernel_size == 3
+    assert isinstance(plain.act1, nn.ReLU)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_max_pool_commutes_with_the_activation(activation):
+    # Why following the cfg's conv -> pool -> neuron order in layer 1 changes nothing.
+    net = CifarNet(activation=activation)
+    x = net.conv1(torch.randn(2, 3, 32, 32))
+    assert torch.allclose(net.act1(net.pool1(x)), net.pool1(net.act1(x)))
+
+
+def test_dropout_only_in_training():
+    torch.manual_seed(0)
+    net = CifarNet(dropout=0.5, init="kaiming")
+    x = torch.randn(4, 3, 32, 32)
+    net.eval()
+    assert torch.equal(net(x), net(x))
+    net.train()
+    assert not torch.equal(net(x), net(x))
+
+
+@pytest.mark.parametrize("options", [{}, {"activation": "tanh", "lrn": True, "overlap": False, "dropout": 0.5}])
+def test_every_parameter_gets_a_gradient(options):
+    # Learning itself is tested on real digits in test_train.py (one epoch lowers the loss).
+    torch.manual_seed(0)
+    net = CifarNet(**options)
+    loss = nn.functional.cross_entropy(net(torch.randn(4, 3, 32, 32) * 60), torch.arange(4))
+    loss.backward()
+    for name, p in net.named_parameters():
+        assert torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+
+
+def test_clear_errors():
+    with pytest.raises(ValueError, match="activation"):
+        CifarNet(activation="sigmoid")
+    with pytest.raises(ValueError, match="init"):
+        CifarNet(init="xavier")
+    with pytest.raises(ValueError, match=r"\(N, 3, 32, 32\)"):
+        CifarNet()(torch.zeros(1, 3, 28, 28))

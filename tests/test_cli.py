@@ -1,0 +1,102 @@
+"""The command line: help, a tiny training run, evaluation, and argument errors."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from alexnet_lib.cli import build_parser, config_from_args, main
+from alexnet_lib.train import TrainConfig
+
+TINY = ["--model", "cifar-net", "--dataset", "digits", "--limit", "64", "--val-limit", "20", "--epochs", "1",
+        "--batch-size", "16"]
+
+
+@pytest.fixture(autouse=True)
+def few_threads():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_module_help_runs():
+    command = [sys.executable, "-m", "alexnet_lib", "--help"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    assert "train" in result.stdout and "evaluate" in result.stdout and "torchrun" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_subcommand_help(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "--data-root" in out and "--device" in out
+
+
+def test_every_config_option_is_on_the_command_line():
+    args = build_parser().parse_args(["train"])
+    assert set(vars(args)) - {"command"} == {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def test_to_argv_round_trips():
+    config = TrainConfig(
+        model="cifar-net", dataset="digits", data_root="/data", epochs=7, batch_size=32, lr=0.02, weight_decay=0.0,
+        optimizer="sgd", seed=3, output_dir="runs/x", device="cpu", amp=False, compile=True, limit=100,
+        val_limit=50, augment=False, init="kaiming", dropout=0.25, lrn=True, activation="tanh", overlap=False,
+    )
+    parsed = config_from_args(build_parser().parse_args(["train", *config.to_argv()]))
+    assert parsed == config
+    resumed = config_from_args(build_parser().parse_args(config.resume_command().split()[3:]))
+    assert resumed == dataclasses.replace(config, resume=True)
+
+
+def test_tiny_training_run_writes_its_files(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--output-dir", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.json", "history.json", "run.json"]
+    config = json.loads((out / "config.json").read_text())
+    assert TrainConfig.from_dict(config).limit == 64
+    (record,) = json.loads((out / "history.json").read_text())
+    assert record["epoch"] == 1 and 0 <= record["val_top5_error"] <= record["val_top1_error"] <= 1
+    run = json.loads((out / "run.json").read_text())
+    assert run["model"] == "CifarNet" and run["data"]["name"] == "digits"
+    capsys.readouterr()
+
+    metrics = tmp_path / "metrics.json"
+    assert main(["evaluate", str(out / "checkpoint.pt"), "--output", str(metrics)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(metrics.read_text())
+    # Evaluated on the whole validation split (360 digits), not the 20 it validated on while training.
+    assert printed["images"] == 360 and printed["epoch"] == 1
+
+
+def test_bad_arguments_give_one_line(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["train", "--epochs", "0"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--epochs: expected a positive integer, got 0" in err
+
+    assert main(["train", "--model", "alexnet", "--activation", "tanh"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: activation and overlap are switches of cifar-net")
+
+
+def test_missing_or_broken_checkpoint_is_one_line(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "none.pt")]) == 1
+    assert capsys.readouterr().err.strip() == f"error: no checkpoint at {tmp_path / 'none.pt'}"
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    assert main(["evaluate", str(tmp_path / "bad.pt")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "truncated or corrupt" in err
+
+
+def test_resume_without_a_checkpoint_is_one_line(tmp_path, capsys):
+    assert main(["train", *TINY, "--output-dir", str(tmp_path / "empty"), "--resume"]) == 1
+    assert "no checkpoint at" in capsys.readouterr().err
