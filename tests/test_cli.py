@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from alexnet_lib.cli import build_parser, config_from_args, main
 from alexnet_lib.train import TrainConfig
@@ -15,12 +14,7 @@ TINY = ["--model", "cifar-net", "--dataset", "digits", "--limit", "64", "--val-l
         "--batch-size", "16"]
 
 
-@pytest.fixture(autouse=True)
-def few_threads():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("few_threads")
 
 
 def test_module_help_runs():

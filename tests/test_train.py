@@ -22,12 +22,7 @@ HISTORY_KEYS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def few_threads():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("few_threads")
 
 
 def small(**overrides) -> TrainConfig:
