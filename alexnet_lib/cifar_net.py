@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from .lrn import LocalResponseNorm
+from .model import check_image_batch
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
@@ -112,16 +113,9 @@ class CifarNet(nn.Module):
                 raise ValueError(f"init must be 'cuda-convnet' or 'kaiming', got {init!r}")
             nn.init.zeros_(layer.bias)
 
-    def check_input(self, x: Tensor) -> None:
-        expected = (3, self.input_size, self.input_size)
-        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
-            raise ValueError(
-                f"CifarNet expects a batch of shape (N, {', '.join(map(str, expected))}); got {tuple(x.shape)}"
-            )
-
     def features(self, x: Tensor) -> Tensor:
         """Everything up to pool3, flattened (1024 values at 32x32 with overlapping pools)."""
-        self.check_input(x)
+        check_image_batch(x, self.input_size, "CifarNet")
         x = self.norm1(self.act1(self.pool1(self.conv1(x))))
         x = self.norm2(self.pool2(self.act2(self.conv2(x))))
         x = self.pool3(self.act3(self.conv3(x)))

@@ -24,6 +24,15 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) 
     return (size + 2 * padding - kernel) // stride + 1
 
 
+def check_image_batch(x: Tensor, input_size: int, model_name: str) -> None:
+    """Raise ValueError unless ``x`` is a batch of RGB images of ``input_size`` x ``input_size``."""
+    expected = (3, input_size, input_size)
+    if x.dim() != 4 or tuple(x.shape[1:]) != expected:
+        raise ValueError(
+            f"{model_name} expects a batch of shape (N, {', '.join(map(str, expected))}); got {tuple(x.shape)}"
+        )
+
+
 def feature_map_side(input_size: int) -> int:
     """Side of S3's maps: C1 (11/4) and three 3/2 pools shrink the image; padded convs keep it."""
     side = conv_output_size(input_size, kernel=11, stride=4)
@@ -116,16 +125,9 @@ class AlexNet(nn.Module):
             else:
                 raise ValueError(f"init must be 'paper' or 'kaiming', got {init!r}")
 
-    def check_input(self, x: Tensor) -> None:
-        expected = (3, self.input_size, self.input_size)
-        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
-            raise ValueError(
-                f"AlexNet expects a batch of shape (N, {', '.join(map(str, expected))}); got {tuple(x.shape)}"
-            )
-
     def features(self, x: Tensor) -> Tensor:
         """Everything up to S3, flattened: the 9216 inputs of F1 at 227."""
-        self.check_input(x)
+        check_image_batch(x, self.input_size, "AlexNet")
         x = self.S1(self.N1(F.relu(self.C1(x))))
         x = self.S2(self.N2(F.relu(self.C2(x))))
         x = F.relu(self.C3(x))
