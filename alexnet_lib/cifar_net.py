@@ -7,10 +7,13 @@ on CIFAR-10.  Its shape here is that of Krizhevsky's own cuda-convnet example
     conv1 32 5x5 pad 2 -> max-pool 3/2 -> conv2 32 5x5 pad 2 -> avg-pool 3/2
     -> conv3 64 5x5 pad 2 -> avg-pool 3/2 -> fc 64 -> fc 10 -> softmax
 
-on 32x32 inputs.  Four switches turn it into the variants the paper discusses:
+on 32x32 inputs.  Five switches turn it into the variants the paper discusses:
 ``activation`` (ReLU or tanh, Figure 1), ``lrn`` (cross-map response normalisation,
-section 3.3), ``overlap`` (3/2 pools vs non-overlapping 2/2, section 3.4) and
-``dropout`` (before the last layer, section 4.2).
+section 3.3), ``overlap`` (3/2 pools vs non-overlapping 2/2, section 3.4), ``dropout``
+(after each hidden fully connected layer, section 4.2) and ``hidden`` (the widths of
+those layers: (64,) in the cfg, (4096, 4096) for AlexNet's head).
+
+:class:`ConvLocalNet` is the network of section 3.3's CIFAR-10 normalisation claim.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 # layers-80sec.cfg, ``initW``: the standard deviation of each layer's Gaussian weights.
 # The file sets no ``initB``, so every bias starts at 0.
 CUDA_CONVNET_INIT_STD = {"conv1": 1e-4, "conv2": 0.01, "conv3": 0.01, "fc64": 0.1, "fc10": 0.1}
+# A head of other widths starts like AlexNet's (section 5: N(0, 0.01^2)); the cfg's 0.1 makes
+# a 4096-wide head's outputs overflow in the first steps.
+WIDE_HEAD_INIT_STD = 0.01
 
 
 def pooled_side(size: int, kernel: int, stride: int) -> int:
@@ -47,7 +53,8 @@ class CifarNet(nn.Module):
     ``rnorm1``/``rnorm2``; the normalisation itself is the paper's cross-map LRN with
     section 3.3's k=2, n=5, alpha=1e-4, beta=0.75 (cuda-convnet convention).
 
-    ``overlap=False`` uses 2/2 pools.  Pools use ``ceil_mode`` so that a 32x32 input
+    ``hidden`` lists the hidden fully connected layers, ``fc1``, ``fc2``, ...; dropout acts
+    on each one's output.  ``overlap=False`` uses 2/2 pools.  Pools use ``ceil_mode`` so that a 32x32 input
     gives 16, 8 and 4 as in cuda-convnet (PyTorch's default floor would give 15, 7, 3).
     """
 
@@ -60,8 +67,11 @@ class CifarNet(nn.Module):
         dropout: float = 0.0,
         input_size: int = 32,
         init: str = "cuda-convnet",
+        hidden: tuple[int, ...] = (64,),
     ):
         super().__init__()
+        if not hidden or min(hidden) < 1:
+            raise ValueError(f"hidden must list one or more positive widths, got {hidden!r}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         if not 0.0 <= dropout < 1.0:
@@ -95,16 +105,20 @@ class CifarNet(nn.Module):
         self.conv3 = nn.Conv2d(32, 64, kernel_size=5, padding=2)
         self.act3 = act()
         self.pool3 = pool(nn.AvgPool2d)
-        self.fc64 = nn.Linear(64 * side * side, 64)
-        self.act4 = act()
+        widths = (64 * side * side, *hidden)
+        self.hidden = nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in zip(widths, widths[1:]))
+        self.hidden_acts = nn.ModuleList(act() for _ in hidden)
         self.dropout = nn.Dropout(dropout)
-        self.fc10 = nn.Linear(64, num_classes)
+        self.fc10 = nn.Linear(widths[-1], num_classes)
         self.reset_parameters(init)
 
     def reset_parameters(self, init: str = "cuda-convnet") -> None:
-        """``"cuda-convnet"``: layers-80sec.cfg's initW stds and zero biases; ``"kaiming"``: He et al. 2015."""
-        for name, std in CUDA_CONVNET_INIT_STD.items():
-            layer = getattr(self, name)
+        """``"cuda-convnet"``: layers-80sec.cfg's initW stds (see WIDE_HEAD_INIT_STD) and zero biases; ``"kaiming"``: He et al. 2015."""
+        stds = dict(CUDA_CONVNET_INIT_STD)
+        if [layer.out_features for layer in self.hidden] != [64]:
+            stds.update(fc64=WIDE_HEAD_INIT_STD, fc10=WIDE_HEAD_INIT_STD)
+        layers = [(getattr(self, name), stds[name]) for name in ("conv1", "conv2", "conv3", "fc10")]
+        for layer, std in layers + [(layer, stds["fc64"]) for layer in self.hidden]:
             if init == "cuda-convnet":
                 nn.init.normal_(layer.weight, mean=0.0, std=std)
             elif init == "kaiming":
@@ -122,9 +136,65 @@ class CifarNet(nn.Module):
         return torch.flatten(x, 1)
 
     def embed(self, x: Tensor) -> Tensor:
-        """The 64 activations of fc64, the last hidden layer."""
-        return self.act4(self.fc64(self.features(x)))
+        """The activations of the last hidden layer (fc64's 64 in the cfg's shape)."""
+        x = self.features(x)
+        for i, (layer, act) in enumerate(zip(self.hidden, self.hidden_acts)):
+            x = act(layer(self.dropout(x) if i else x))
+        return x
 
     def forward(self, x: Tensor) -> Tensor:
         # fc10 has no activation (the cfg's ``fc10`` sets no neuron): logits for the softmax.
         return self.fc10(self.dropout(self.embed(x)))
+
+
+class ConvLocalNet(nn.Module):
+    """cuda-convnet's ``layers-conv-local-13pct.cfg`` / ``-11pct.cfg`` network, with convolutions for its local layers.
+
+    Section 3.3: "a four-layer CNN achieved a 13% test error rate without normalization and 11%
+    with normalization".  Krizhevsky's example configurations of that size are
+
+        conv1 64 5x5 pad 2 -> max-pool 3/2 [-> rnorm1] -> conv2 64 5x5 pad 2 [-> rnorm2]
+        -> max-pool 3/2 -> local3 64 3x3 pad 1 -> local4 32 3x3 pad 1 -> fc10
+
+    on 24x24 crops, the bracketed normalisations being the 11% file's addition.  Here the
+    locally connected (unshared-weight) layers 3 and 4 are ordinary convolutions, ReLU follows
+    every hidden layer, and the normalisation is the paper's (section 3.3's k, n, alpha, beta,
+    cuda-convnet convention), not the cfg's own values.  Weights start from small Gaussians in
+    cuda-convnet's manner, biases at 0.
+    """
+
+    INIT_STD = {"conv1": 1e-4, "conv2": 0.01, "conv3": 0.04, "conv4": 0.04, "fc10": 0.01}
+
+    def __init__(self, num_classes: int = 10, lrn: bool = True, input_size: int = 24):
+        super().__init__()
+        side = pooled_side(pooled_side(input_size, 3, 2), 3, 2)
+        self.num_classes, self.input_size = num_classes, input_size
+
+        def norm() -> nn.Module:
+            if not lrn:
+                return nn.Identity()
+            return LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0, convention="cuda-convnet")
+
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=5, padding=2)
+        self.pool1 = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
+        self.norm1 = norm()
+        self.conv2 = nn.Conv2d(64, 64, kernel_size=5, padding=2)
+        self.norm2 = norm()
+        self.pool2 = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
+        self.conv3 = nn.Conv2d(64, 64, kernel_size=3, padding=1)
+        self.conv4 = nn.Conv2d(64, 32, kernel_size=3, padding=1)
+        self.fc10 = nn.Linear(32 * side * side, num_classes)
+        for name, std in self.INIT_STD.items():
+            nn.init.normal_(getattr(self, name).weight, mean=0.0, std=std)
+            nn.init.zeros_(getattr(self, name).bias)
+
+    def embed(self, x: Tensor) -> Tensor:
+        """conv4's activations, flattened: the input of the output layer."""
+        check_image_batch(x, self.input_size, "ConvLocalNet")
+        x = self.norm1(self.pool1(torch.relu(self.conv1(x))))
+        x = self.pool2(self.norm2(torch.relu(self.conv2(x))))
+        x = torch.relu(self.conv4(torch.relu(self.conv3(x))))
+        return torch.flatten(x, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc10(self.embed(x))

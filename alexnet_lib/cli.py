@@ -1,4 +1,4 @@
-"""Command line: ``python -m alexnet_lib train ...`` and ``python -m alexnet_lib evaluate ...``.
+"""Command line: ``python -m alexnet_lib train|evaluate|experiment ...``.
 
 Data comes from ``--data-root`` or the environment variable ALEXNET_DATA (see data.py).
 Every training run writes config.json, run.json, history.json and checkpoint.pt into
@@ -19,6 +19,9 @@ Full runs on a GPU machine (``--batch-size`` is the batch of one step over all G
 
     # top-1/top-5 error with section 4.1's ten-patch averaging
     python -m alexnet_lib evaluate runs/alexnet-imagenet/checkpoint.pt --data-root /data/imagenet --ten-crop
+
+    # re-measure one of the paper's claims into results/relu_tanh.json (see experiments.py)
+    ALEXNET_DATA=/data python -m alexnet_lib experiment relu_tanh
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from . import distributed
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import DATASETS, build_data
 from .evaluate import evaluate
+from .experiments import EXPERIMENTS, run_experiment
 from .runtime import pick_device
 from .train import MODELS, OPTIMIZERS, TrainConfig, TrainingDiverged, build_model, train
 
@@ -56,17 +60,17 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     what = parser.add_argument_group("model")
     what.add_argument("--model", choices=MODELS, default=d.model,
                       help="alexnet (one column), alexnet-grouped (section 3.2's two columns), "
-                      "cifar-net (Figure 1's CIFAR-10 network)")
+                      "cifar-net (Figure 1's CIFAR-10 network), cifar-conv-local (section 3.3's CIFAR-10 network)")
     what.add_argument("--init", choices=("paper", "kaiming", "cuda-convnet"), default=None,
                       help="weight initialisation (default: paper for AlexNet, cuda-convnet for cifar-net)")
     what.add_argument("--dropout", type=float, default=None, help="dropout rate (default: 0.5 AlexNet, 0 cifar-net)")
     what.add_argument("--lrn", action=bool_flag, default=None,
-                      help="local response normalisation (default: on for AlexNet, off for cifar-net)")
+                      help="local response normalisation (default: off for cifar-net, on for the others)")
     what.add_argument("--activation", choices=("relu", "tanh"), default=d.activation, help="cifar-net only (Figure 1)")
     what.add_argument("--overlap", action=bool_flag, default=d.overlap,
                       help="cifar-net only: 3/2 overlapping pools (section 3.4) or 2/2")
     what.add_argument("--input-size", type=_positive_int, default=None,
-                      help="model input side (default 227, cifar-net 32)")
+                      help="model input side (default 227, cifar-net 32, cifar-conv-local 24)")
 
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", choices=DATASETS, default=d.dataset)
@@ -81,9 +85,9 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     optim.add_argument("--epochs", type=_positive_int, default=d.epochs)
     optim.add_argument("--batch-size", type=_positive_int, default=d.batch_size,
                        help="images per step, all GPUs together")
-    optim.add_argument("--lr", type=float, default=None, help="learning rate (default 0.01; cifar-net 0.001)")
+    optim.add_argument("--lr", type=float, default=None, help="learning rate (default 0.01; CIFAR nets 0.001)")
     optim.add_argument("--momentum", type=float, default=d.momentum)
-    optim.add_argument("--weight-decay", type=float, default=None, help="default 5e-4; cifar-net 0.004")
+    optim.add_argument("--weight-decay", type=float, default=None, help="default 5e-4; CIFAR nets 0.004")
     optim.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer,
                        help="paper: section 5's rule, lr inside the velocity; sgd: torch.optim.SGD")
     optim.add_argument("--patience", type=int, default=d.patience,
@@ -122,6 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="average the softmax over section 4.1's ten patches")
     ev.add_argument("--device", default=None)
     ev.add_argument("--output", default=None, help="also write the metrics to this JSON file")
+    ex = commands.add_parser("experiment", help="re-measure a claim of the paper into results/NAME.json",
+                             description="Run a named experiment (alexnet_lib/experiments.py).")
+    ex.add_argument("name", choices=sorted(EXPERIMENTS))
+    ex.add_argument("--output", default=None, help="the results file (default results/NAME.json)")
+    ex.add_argument("--epochs", type=_positive_int, default=None, help="epochs of the main runs (default: CPU budget)")
+    ex.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds of the main runs")
+    ex.add_argument("--data-root", default=None, help="data root directory (default: $ALEXNET_DATA)")
+    ex.add_argument("--device", default=None)
+    ex.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bars")
     return parser
 
 
@@ -172,10 +185,20 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
+    results = run_experiment(args.name, output=args.output, epochs=args.epochs, seeds=args.seeds,
+                             data_root=args.data_root, device=args.device, progress=args.progress,
+                             command=["python", "-m", "alexnet_lib", *argv])
+    print(json.dumps(results["summary"], indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
-    run = _train if args.command == "train" else _evaluate
+    commands = {"train": _train, "evaluate": _evaluate, "experiment": lambda a: _experiment(a, argv)}
+    run = commands[args.command]
     try:
         return run(args)
     except KeyboardInterrupt:

@@ -14,7 +14,8 @@ not reproduced: one rate and one decay serve every parameter here.
 
     epoch, train_loss, train_error, val_loss, val_top1_error, val_top5_error, lr,
     seconds (the whole epoch, validation included), images_per_second (training images, all
-    processes together, per second of the training pass)
+    processes together, per second of the training pass), train_loss_curve (the mean batch
+    loss of every ``log_every`` batches, in order)
 
 Errors are fractions in [0, 1]; ``lr`` is the rate the epoch trained with.  With an
 ``output_dir`` every epoch writes checkpoint.pt, history.json and (once) config.json and
@@ -39,7 +40,7 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .cifar_net import CifarNet
+from .cifar_net import CifarNet, ConvLocalNet
 from .data import DataBundle, build_data
 from .evaluate import evaluate
 from .model import AlexNet
@@ -47,10 +48,14 @@ from .optim import PaperSGD
 from .provenance import provenance
 from .runtime import pick_device
 
-MODELS = ("alexnet", "alexnet-grouped", "cifar-net")
+MODELS = ("alexnet", "alexnet-grouped", "cifar-net", "cifar-conv-local")
 OPTIMIZERS = ("paper", "sgd")
 # (learning rate, weight decay) when the config leaves them unset: section 5, and layer-params-80sec.cfg.
-DEFAULT_HYPERPARAMETERS = {"alexnet": (0.01, 5e-4), "alexnet-grouped": (0.01, 5e-4), "cifar-net": (0.001, 0.004)}
+DEFAULT_HYPERPARAMETERS = {
+    "alexnet": (0.01, 5e-4), "alexnet-grouped": (0.01, 5e-4), "cifar-net": (0.001, 0.004), "cifar-conv-local": (0.001, 0.004),
+}
+# cuda-convnet's CIFAR-10 nets see 32x32 images (layers-80sec) or 24x24 crops of them (conv-local).
+DEFAULT_INPUT_SIZE = {"cifar-net": 32, "cifar-conv-local": 24}
 TIMING_KEYS = ("seconds", "images_per_second")
 # Options that may change between a run and its resumption without changing its numbers.
 RESUMABLE_CHANGES = (
@@ -112,11 +117,13 @@ class TrainConfig:
         if self.diverge_factor <= 1:
             raise ValueError(f"diverge_factor must be above 1, got {self.diverge_factor}")
         if self.model != "cifar-net" and (self.activation != "relu" or not self.overlap):
-            raise ValueError("activation and overlap are switches of cifar-net; AlexNet always uses ReLU and 3/2 pools")
+            raise ValueError("activation and overlap are switches of cifar-net; the other models use ReLU and 3/2 pools")
+        if self.model == "cifar-conv-local" and (self.init is not None or self.dropout is not None):
+            raise ValueError("cifar-conv-local has a fixed initialisation and no dropout")
 
     @property
     def model_input_size(self) -> int:
-        return self.input_size or (32 if self.model == "cifar-net" else 227)
+        return self.input_size or DEFAULT_INPUT_SIZE.get(self.model, 227)
 
     @property
     def learning_rate(self) -> float:
@@ -159,14 +166,16 @@ class TrainConfig:
         return " ".join([launcher, "train", *self.to_argv(), "--resume"])
 
 
-def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
-    """The network ``config.model`` names, with its switches."""
-    options = {"num_classes": num_classes, "input_size": config.model_input_size}
+def build_model(config: TrainConfig, num_classes: int, **options) -> nn.Module:
+    """The network ``config.model`` names, with its switches (``options``: more constructor arguments)."""
+    options.update(num_classes=num_classes, input_size=config.model_input_size)
     for name in ("init", "dropout", "lrn"):
         if getattr(config, name) is not None:
             options[name] = getattr(config, name)
     if config.model == "cifar-net":
         return CifarNet(activation=config.activation, overlap=config.overlap, **options)
+    if config.model == "cifar-conv-local":
+        return ConvLocalNet(**options)
     return AlexNet(groups=2 if config.model == "alexnet-grouped" else 1, **options)
 
 
@@ -237,6 +246,8 @@ class Trainer:
             self.optimizer, mode="min", factor=0.1, patience=config.patience
         )
         self.history: list[dict] = []
+        # The current epoch's windowed losses; kept when training diverges mid-epoch.
+        self.loss_curve: list[float] = []
         self.epoch = 0
         self.output_dir = pathlib.Path(config.output_dir) if config.output_dir else None
         if config.resume:
@@ -363,6 +374,7 @@ class Trainer:
             "lr": lr,
             "seconds": time.perf_counter() - start,
             "images_per_second": images / train_seconds,
+            "train_loss_curve": list(self.loss_curve),
         }
         self.history.append(record)
         self.save()
@@ -382,6 +394,7 @@ class Trainer:
         sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss * n, wrong, n
         window = torch.zeros((), dtype=torch.float64, device=self.device)
         window_batches = 0
+        self.loss_curve = []
         start = time.perf_counter()
         bar = tqdm(
             self.data.train,
@@ -413,6 +426,7 @@ class Trainer:
                 # One host sync per window: the mean batch loss over the window and all processes (so that
                 # every process stops together); a NaN anywhere makes it NaN.
                 mean = distributed.sum_across(window).item() / (window_batches * self.world_size)
+                self.loss_curve.append(mean)
                 self.check_loss(mean, limit, epoch, batch)
                 bar.set_postfix(loss=f"{mean:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:g}")
                 window.zero_()

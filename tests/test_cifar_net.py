@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from alexnet_lib.cifar_net import CUDA_CONVNET_INIT_STD, CifarNet, pooled_side
+from alexnet_lib.cifar_net import CUDA_CONVNET_INIT_STD, CifarNet, ConvLocalNet, pooled_side
 from alexnet_lib.lrn import LocalResponseNorm
 
 
@@ -28,6 +28,26 @@ def test_cuda_convnet_sides_and_parameters(overlap):
     assert sum(p.numel() for p in net.parameters()) == expected == 145_578
 
 
+def test_wide_head_is_alexnets():
+    torch.manual_seed(0)
+    net = CifarNet(hidden=(4096, 4096), dropout=0.5)
+    assert [layer.out_features for layer in net.hidden] == [4096, 4096] and net.fc10.in_features == 4096
+    assert net.hidden[1].weight.std().item() == pytest.approx(0.01, rel=0.05)
+    assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(ValueError, match="hidden"):
+        CifarNet(hidden=())
+
+
+def test_conv_local_net_shapes_and_lrn_switch():
+    with_lrn, without = ConvLocalNet(lrn=True), ConvLocalNet(lrn=False)
+    assert isinstance(with_lrn.norm1, LocalResponseNorm) and isinstance(without.norm2, nn.Identity)
+    # 24 -> pool 12 -> pool 6; conv4 has 32 maps.
+    assert with_lrn.fc10.in_features == 32 * 6 * 6
+    assert with_lrn(torch.zeros(2, 3, 24, 24)).shape == (2, 10)
+    with pytest.raises(ValueError, match="24"):
+        without(torch.zeros(1, 3, 32, 32))
+
+
 def test_pooled_side_is_cuda_convnets_ceil():
     assert [pooled_side(32, 3, 2), pooled_side(16, 3, 2), pooled_side(8, 3, 2)] == [16, 8, 4]
     assert pooled_side(32, 2, 2) == 16
@@ -37,14 +57,15 @@ def test_init_follows_the_cfg():
     torch.manual_seed(0)
     net = CifarNet()
     for name, std in CUDA_CONVNET_INIT_STD.items():
-        layer = getattr(net, name)
+        layer = net.hidden[0] if name == "fc64" else getattr(net, name)
         assert layer.weight.std().item() == pytest.approx(std, rel=0.2), name
         assert torch.count_nonzero(layer.bias) == 0
 
 
 def test_switches():
     net = CifarNet(activation="tanh", lrn=True, overlap=False, dropout=0.5)
-    assert all(isinstance(getattr(net, f"act{i}"), nn.Tanh) for i in range(1, 5))
+    acts = [net.act1, net.act2, net.act3, *net.hidden_acts]
+    assert len(acts) == 4 and all(isinstance(act, nn.Tanh) for act in acts)
     assert isinstance(net.norm1, LocalResponseNorm) and isinstance(net.norm2, LocalResponseNorm)
     assert net.pool1.kernel_size == 2 and isinstance(net.pool2, nn.AvgPool2d)
     plain = CifarNet()

@@ -18,7 +18,7 @@ from alexnet_lib.train import TrainConfig, Trainer, TrainingDiverged, train, wit
 
 HISTORY_KEYS = {
     "epoch", "train_loss", "train_error", "val_loss", "val_top1_error", "val_top5_error", "lr", "seconds",
-    "images_per_second",
+    "images_per_second", "train_loss_curve",
 }
 
 
