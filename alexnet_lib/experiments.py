@@ -313,7 +313,7 @@ ALEXNET_IMAGES, ALEXNET_VAL_IMAGES, ALEXNET_LR = 5000, 1000, 0.001
 
 def alexnet_cifar(rec: Recorder, epochs: int, seeds: tuple[int, ...]) -> dict:
     config = TrainConfig(model="alexnet", epochs=epochs, lr=ALEXNET_LR, limit=ALEXNET_IMAGES,
-                         val_limit=ALEXNET_VAL_IMAGES, seed=seeds[0])
+                         val_limit=ALEXNET_VAL_IMAGES, log_every=5, seed=seeds[0])
     run = rec.run(f"alexnet seed={seeds[0]}", config)
     final = _final(run)
     return {
@@ -378,7 +378,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         paper={"imagenet_top1_error": 0.375, "imagenet_top5_error": 0.17},
         setup="The one-column paper model with its initialisation, batch 128, momentum 0.9, weight decay "
         "5e-4, learning rate 0.001 (0.01 diverges here, see blog_plateau), on a class-balanced 5,000 "
-        "training and 1,000 test images: what a 2-core CPU affords. The full run needs a GPU: "
+        "training and 1,000 test images, the loss logged every 5 batches: what a 2-core CPU affords. The full run needs a GPU: "
         "python -m alexnet_lib train --model alexnet --dataset cifar10 --epochs 90 --workers 4.",
     ),
 }
