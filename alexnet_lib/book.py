@@ -1,0 +1,46 @@
+"""Small helpers the book's notebooks share: Markdown tables, glued numbers, recorded results."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+from IPython.display import display
+
+
+def show_table(header: list[str], rows: list[list], align: str | None = None) -> None:
+    """Display a Markdown table (``align``: one "l" or "r" per column, default all right).
+
+    The book renders the Markdown; nbval compares the same text.
+    """
+    align = align or "r" * len(header)
+    if len(align) != len(header) or any(len(row) != len(header) for row in rows):
+        raise ValueError("header, align and every row need the same number of columns")
+    rule = {"l": ":--", "r": "--:"}
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(rule[a] for a in align) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    text = "\n".join(lines)
+    display({"text/markdown": text, "text/plain": text}, raw=True)
+
+
+def glue_number(name: str, value: float, digits: int = 4) -> None:
+    """``myst_nb.glue`` a number rounded to ``digits`` significant digits, so reruns store the same text."""
+    from myst_nb import glue
+
+    glue(name, float(f"{value:.{digits}g}"), display=False)
+
+
+def results_dir(start: str | pathlib.Path | None = None) -> pathlib.Path | None:
+    """The checkout's ``results/`` folder, found by walking up from ``start`` (default: the working directory)."""
+    here = pathlib.Path(start or pathlib.Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").exists() and (folder / "results").is_dir():
+            return folder / "results"
+    return None
+
+
+def load_results(name: str, start: str | pathlib.Path | None = None) -> dict | None:
+    """``results/NAME.json`` as a dict, or None when it has not been recorded (or this is not a checkout)."""
+    folder = results_dir(start)
+    path = folder / f"{name}.json" if folder else None
+    return json.loads(path.read_text()) if path and path.exists() else None
