@@ -9,7 +9,7 @@ writes ``results/NAME.json`` after each run:
 
 ``runs`` maps a label to {config (the TrainConfig), network (extra model options), seed,
 stop_at_train_error, history (the trainer's per-epoch records), diverged (null, or where and
-why training stopped), wall_seconds}.  A run already in the file with the same settings is
+why training stopped), data, wall_seconds, analysis (measurements of the trained network, or null)}.  A run already in the file with the same settings is
 kept, so an interrupted experiment continues where it stopped.  :func:`reproduce_first_epoch`
 reruns a recorded run's first epoch, which is what the tests compare.
 
@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from .blog import BlogAlexNet
+from .evaluate import confusion_matrix, evaluate, predictions
 from .provenance import provenance
 from .train import Trainer, TrainConfig, TrainingDiverged, build_model
 
@@ -78,8 +79,12 @@ class Recorder:
             "complete": False,
         }
 
-    def run(self, label: str, config: TrainConfig, network: dict | None = None, stop_at: float | None = None) -> dict:
-        """Train ``config`` (up to ``stop_at`` training error, if given) unless the file already has it."""
+    def run(self, label: str, config: TrainConfig, network: dict | None = None, stop_at: float | None = None,
+            analyse: Callable[[Trainer], dict] | None = None) -> dict:
+        """Train ``config`` (up to ``stop_at`` training error, if given) unless the file already has it.
+
+        ``analyse`` measures the trained network; its dict is stored as the run's ``analysis``.
+        """
         config = dataclasses.replace(config, data_root=self.data_root, device=self.device, progress=self.progress)
         kept = self.results["runs"].get(label)
         if kept and kept["config"] == _settings(config) and kept["network"] == network and kept[
@@ -108,6 +113,7 @@ class Recorder:
             "diverged": diverged,
             "data": trainer.data.source,
             "wall_seconds": round(time.perf_counter() - start, 1),
+            "analysis": analyse(trainer) if analyse and diverged is None else None,
         }
         self.results["runs"][label] = run
         self.save()
@@ -311,12 +317,27 @@ def blog_plateau(rec: Recorder, epochs: int, seeds: tuple[int, ...]) -> dict:
 ALEXNET_IMAGES, ALEXNET_VAL_IMAGES, ALEXNET_LR = 5000, 1000, 0.001
 
 
+def _ten_crop_and_confusion(trainer: Trainer) -> dict:
+    """Section 4.1's ten-patch error next to the centre crop's, and the centre crop's confusion matrix."""
+    model, val, transform = trainer.model, trainer.data.val, trainer.eval_transform
+    centre = evaluate(model, val, transform, trainer.device, progress=False)
+    ten = evaluate(model, val, transform, trainer.device, ten_crop=True, progress=False)
+    predicted, labels = predictions(model, val, transform, trainer.device, progress=False)
+    return {
+        "centre_top1_error": centre["top1_error"], "centre_top5_error": centre["top5_error"],
+        "ten_crop_top1_error": ten["top1_error"], "ten_crop_top5_error": ten["top5_error"],
+        "classes": trainer.data.classes,
+        "confusion": confusion_matrix(predicted, labels, trainer.data.num_classes).tolist(),
+    }
+
+
 def alexnet_cifar(rec: Recorder, epochs: int, seeds: tuple[int, ...]) -> dict:
     config = TrainConfig(model="alexnet", epochs=epochs, lr=ALEXNET_LR, limit=ALEXNET_IMAGES,
                          val_limit=ALEXNET_VAL_IMAGES, log_every=5, seed=seeds[0])
-    run = rec.run(f"alexnet seed={seeds[0]}", config)
+    run = rec.run(f"alexnet seed={seeds[0]}", config, analyse=_ten_crop_and_confusion)
     final = _final(run)
     return {
+        **{k: v for k, v in (run["analysis"] or {}).items() if k.endswith("error")},
         "epochs": len(run["history"]),
         "final_train_loss": final.get("train_loss"),
         "final_val_top1_error": final.get("val_top1_error"),
