@@ -242,8 +242,10 @@ class Trainer:
         self.optimizer = optimizer_cls(
             self.model.parameters(), lr=config.learning_rate, momentum=config.momentum, weight_decay=config.decay
         )
+        # Section 5: "The learning rate was ... reduced three times prior to termination", so at most
+        # three drops of 10x: min_lr = lr / 1000.
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, mode="min", factor=0.1, patience=config.patience
+            self.optimizer, mode="min", factor=0.1, patience=config.patience, min_lr=config.learning_rate * 1e-3
         )
         self.history: list[dict] = []
         # The current epoch's windowed losses; kept when training diverges mid-epoch.

@@ -84,6 +84,14 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, capsys):
     assert without_timing(saved) == without_timing(whole)
 
 
+def test_the_schedule_stops_after_three_drops():
+    # Section 5: the rate was reduced three times, 0.01 -> 1e-5.
+    trainer = Trainer(small(lr=0.01, patience=0))
+    for _ in range(10):
+        trainer.scheduler.step(1.0)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)
+
+
 def test_resume_refuses_changed_options(tmp_path):
     train(small(output_dir=str(tmp_path)))
     with pytest.raises(ValueError, match="lr: None in the checkpoint, 0.1 now"):
