@@ -1,4 +1,4 @@
-"""Figures the notebooks draw: training curves, confusion matrices, C1's filters, image grids."""
+"""Figures the notebooks draw: training curves, recorded runs, confusion matrices, C1's filters, image grids."""
 
 from __future__ import annotations
 
@@ -34,6 +34,45 @@ def plot_history(history: Sequence[dict], title: str | None = None) -> plt.Figur
     if title:
         fig.suptitle(title)
     return fig
+
+
+def plot_runs(runs: dict[str, dict], key: str, ax: plt.Axes | None = None, style: str = "-") -> plt.Axes:
+    """One line per run of a results file (``runs``: label -> run with a ``history``), ``key`` per epoch.
+
+    Error rates (keys ending in "error") are drawn in percent.  Returns the axes.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.6), constrained_layout=True)
+    scale = 100 if key.endswith("error") else 1
+    for label, run in runs.items():
+        history = run["history"]
+        ax.plot([r["epoch"] for r in history], [scale * r[key] for r in history], style, label=label)
+    ax.set(xlabel="epoch", ylabel=key.replace("_", " ") + (" (%)" if scale == 100 else ""))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_loss_windows(
+    history: Sequence[dict], ax: plt.Axes | None = None, label: str | None = None, classes: int | None = None
+) -> plt.Axes:
+    """Each record's ``train_loss_curve`` (one mean per ``log_every`` batches), placed at its fraction of the epoch.
+
+    With ``classes``, a dotted line at ln(classes), the loss of a uniform guess.  Returns the axes.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.4), constrained_layout=True)
+    xs, ys = [], []
+    for record in history:
+        curve = record["train_loss_curve"]
+        xs += [record["epoch"] - 1 + (i + 1) / len(curve) for i in range(len(curve))]
+        ys += curve
+    ax.plot(xs, ys, "o-", markersize=3, label=label)
+    if classes:
+        ax.axhline(math.log(classes), color="0.5", ls=":", label=f"ln {classes}: a uniform guess")
+    ax.set(xlabel="epoch", ylabel="training loss")
+    ax.grid(alpha=0.3)
+    return ax
 
 
 def plot_confusion(matrix: Tensor, classes: Sequence[str], normalise: bool = True) -> plt.Figure:
