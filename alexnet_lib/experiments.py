@@ -172,6 +172,16 @@ def reproduce_first_epoch(run: dict, *, data_root=None, device="cpu", max_batche
     return recorded, rerun
 
 
+def loss_history(run: dict) -> list[dict]:
+    """A recorded run's per-epoch records for :func:`~alexnet_lib.plotting.plot_loss_windows`.
+
+    A run that diverged ends with the windows of its unfinished epoch, up to where it stopped.
+    """
+    if not run["diverged"]:
+        return run["history"]
+    return [*run["history"], {"epoch": run["diverged"]["epoch"], "train_loss_curve": run["diverged"]["train_loss_curve"]}]
+
+
 # ---------------------------------------------------------------------------------- summaries
 
 
@@ -303,9 +313,7 @@ def blog_plateau(rec: Recorder, epochs: int, seeds: tuple[int, ...]) -> dict:
                                  input_size=224 if design == "blog" else None)
             network = {"blog": {"relu_on_logits": True, "output_bias_one": True}} if design == "blog" else None
             run = rec.run(f"{design} lr={lr:g}", config, network)
-            curve = [x for r in run["history"] for x in r["train_loss_curve"]]
-            if run["diverged"]:
-                curve += run["diverged"]["train_loss_curve"]
+            curve = [x for r in loss_history(run) for x in r["train_loss_curve"]]
             summary[f"{design} lr={lr:g}"] = {
                 "diverged": run["diverged"] is not None,
                 "last_window_loss": curve[-1],

@@ -1,0 +1,37 @@
+"""alexnet_lib.book: the notebooks' Markdown tables and recorded results."""
+
+import json
+
+import pytest
+
+from alexnet_lib.book import load_results, results_dir, show_table
+
+
+def test_show_table_displays_markdown(capsys, monkeypatch):
+    shown = []
+    monkeypatch.setattr("alexnet_lib.book.display", lambda value, raw: shown.append(value))
+    show_table(["name", "value"], [["C1", 96], ["C2", 256]], "lr")
+    assert shown[0]["text/markdown"].splitlines() == ["| name | value |", "|:--|--:|", "| C1 | 96 |", "| C2 | 256 |"]
+    assert shown[0]["text/plain"] == shown[0]["text/markdown"]
+
+
+def test_show_table_rejects_ragged_rows():
+    with pytest.raises(ValueError, match="columns"):
+        show_table(["a", "b"], [[1]])
+    with pytest.raises(ValueError, match="columns"):
+        show_table(["a", "b"], [[1, 2]], "l")
+
+
+def test_load_results_finds_the_checkout_folder(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "lrn.json").write_text(json.dumps({"name": "lrn"}))
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    assert results_dir(notebooks) == tmp_path / "results"
+    assert load_results("lrn", notebooks) == {"name": "lrn"}
+    assert load_results("pooling", notebooks) is None
+
+
+def test_load_results_outside_a_checkout(tmp_path):
+    assert results_dir(tmp_path) is None and load_results("lrn", tmp_path) is None
