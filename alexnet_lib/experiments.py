@@ -37,6 +37,7 @@ from .provenance import provenance
 from .train import Trainer, TrainConfig, TrainingDiverged, build_model
 
 LN10 = math.log(10)
+CIFAR10_TRAIN_IMAGES = 50_000
 # Settings that say where and how a run executes, not what it computes.
 EXECUTION_FIELDS = ("data_root", "download", "device", "progress", "workers", "output_dir", "resume", "amp", "compile")
 PREPROCESSING = (
@@ -175,11 +176,19 @@ def reproduce_first_epoch(run: dict, *, data_root=None, device="cpu", max_batche
 def loss_history(run: dict) -> list[dict]:
     """A recorded run's per-epoch records for :func:`~alexnet_lib.plotting.plot_loss_windows`.
 
-    A run that diverged ends with the windows of its unfinished epoch, up to where it stopped.
+    A run that diverged ends with the windows of its unfinished epoch, up to where it stopped,
+    with the number of windows a whole epoch has.
     """
     if not run["diverged"]:
         return run["history"]
-    return [*run["history"], {"epoch": run["diverged"]["epoch"], "train_loss_curve": run["diverged"]["train_loss_curve"]}]
+    config = run["config"]
+    batches = math.ceil((config["limit"] or CIFAR10_TRAIN_IMAGES) / config["batch_size"])
+    partial = {
+        "epoch": run["diverged"]["epoch"],
+        "train_loss_curve": run["diverged"]["train_loss_curve"],
+        "windows_per_epoch": math.ceil(batches / config["log_every"]),
+    }
+    return [*run["history"], partial]
 
 
 # ---------------------------------------------------------------------------------- summaries
@@ -404,7 +413,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         "(the blog fed 0-1 pixels).",
     ),
     "alexnet_cifar": Experiment(
-        alexnet_cifar, epochs=2, seeds=(0,),
+        alexnet_cifar, epochs=6, seeds=(0,),
         claim="AlexNet itself (section 5's recipe) on CIFAR-10 upsampled to 256 with 227 crops.",
         paper={"imagenet_top1_error": 0.375, "imagenet_top5_error": 0.17},
         setup="The one-column paper model with its initialisation, batch 128, momentum 0.9, weight decay "

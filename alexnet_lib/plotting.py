@@ -58,6 +58,7 @@ def plot_loss_windows(
 ) -> plt.Axes:
     """Each record's ``train_loss_curve`` (one mean per ``log_every`` batches), placed at its fraction of the epoch.
 
+    An unfinished epoch's record says how many windows the whole epoch has (``windows_per_epoch``).
     With ``classes``, a dotted line at ln(classes), the loss of a uniform guess.  Returns the axes.
     """
     if ax is None:
@@ -65,7 +66,8 @@ def plot_loss_windows(
     xs, ys = [], []
     for record in history:
         curve = record["train_loss_curve"]
-        xs += [record["epoch"] - 1 + (i + 1) / len(curve) for i in range(len(curve))]
+        windows = record.get("windows_per_epoch", len(curve))
+        xs += [record["epoch"] - 1 + (i + 1) / windows for i in range(len(curve))]
         ys += curve
     ax.plot(xs, ys, "o-", markersize=3, label=label)
     if classes:
