@@ -1,0 +1,122 @@
+"""results/NAME.json: one per experiment, complete, with provenance, and reproducible from its record."""
+
+import json
+import math
+import pathlib
+
+import matplotlib
+import pytest
+
+from alexnet_lib.data import DATA_ENV, load_cifar10
+from alexnet_lib.experiments import EXPERIMENTS, Recorder, headline, loss_history, reproduce_first_epoch
+from alexnet_lib.plotting import plot_loss_windows, plot_runs
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from alexnet_lib.train import TrainConfig
+
+RESULTS = pathlib.Path(__file__).resolve().parents[1] / "results"
+RECORD_KEYS = {"epoch", "train_loss", "train_error", "val_loss", "val_top1_error", "val_top5_error", "lr",
+               "seconds", "images_per_second", "train_loss_curve"}
+# AlexNet steps cost about a second each on 2 CPU cores: those runs are rerun for their first windows only.
+FIRST_BATCHES = {"blog_plateau": 8, "alexnet_cifar": 5}
+
+pytestmark = pytest.mark.usefixtures("few_threads")
+
+
+def _results(name):
+    path = RESULTS / f"{name}.json"
+    assert path.exists(), f"{path.name} is missing: run python -m alexnet_lib experiment {name}"
+    return json.loads(path.read_text())
+
+
+def _cifar_or_skip():
+    try:
+        load_cifar10(None, limit=10, val_limit=10)
+    except FileNotFoundError:
+        pytest.skip(f"real CIFAR-10 is not available (set {DATA_ENV})")
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_results_file_schema(name):
+    results = _results(name)
+    assert results["name"] == name and results["complete"] is True
+    for key in ("claim", "setup", "preprocessing"):
+        assert isinstance(results[key], str) and results[key]
+    assert isinstance(results["paper"], dict) and isinstance(results["summary"], dict)
+    prov = results["provenance"]
+    assert prov["command"].startswith(f"python -m alexnet_lib experiment {name}")
+    commit = prov["git_commit"]
+    assert len(commit) == 40 and int(commit, 16) >= 0, f"recorded from uncommitted code: {commit}"
+    assert prov["hardware"]["cpu"] and prov["torch"] and prov["date"] and prov["seeds"]
+    assert prov["wall_seconds"] > 0
+    assert results["runs"]
+    for label, run in results["runs"].items():
+        config = TrainConfig.from_dict(run["config"])
+        assert config.seed == run["seed"], label
+        assert "CIFAR-10" in run["data"] or "cifar" in run["data"].lower(), label
+        assert run["history"] or run["diverged"], f"{label} has neither epochs nor a divergence record"
+        for epoch, record in enumerate(run["history"], start=1):
+            assert set(record) == RECORD_KEYS and record["epoch"] == epoch, label
+            assert all(math.isfinite(x) for x in record["train_loss_curve"]), label
+            assert 0 <= record["train_error"] <= 1 and 0 <= record["val_top1_error"] <= 1, label
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_first_epoch_reproduces(name):
+    _cifar_or_skip()
+    runs = _results(name)["runs"]
+    label, run = next((label, run) for label, run in runs.items() if run["history"])
+    recorded, rerun = reproduce_first_epoch(run, max_batches=FIRST_BATCHES.get(name))
+    assert rerun == pytest.approx(recorded, rel=0.01), label
+
+
+def test_a_different_seed_does_not_reproduce():
+    # The check above can fail: the same run with another seed starts elsewhere.
+    _cifar_or_skip()
+    run = _results("blog_plateau")["runs"]["paper lr=0.0001"]
+    recorded, _ = reproduce_first_epoch(run, max_batches=8)
+    _, other = reproduce_first_epoch({**run, "config": {**run["config"], "seed": run["seed"] + 1}}, max_batches=8)
+    assert other != pytest.approx(recorded, rel=0.01)
+
+
+def test_experiments_refuse_the_digits_fallback(tmp_path):
+    recorder = Recorder("pooling", tmp_path / "pooling.json", data_root=tmp_path, progress=False)
+    config = TrainConfig(model="cifar-net", epochs=1, limit=64, val_limit=20, batch_size=16)
+    with pytest.raises(ValueError, match="real CIFAR-10"):
+        recorder.run("tiny", config)
+
+
+def test_recorded_runs_are_kept(tmp_path, capsys):
+    _cifar_or_skip()
+    path = tmp_path / "pooling.json"
+    config = TrainConfig(model="cifar-net", epochs=1, limit=100, val_limit=50, batch_size=50)
+    first = Recorder("pooling", path, progress=False).run("tiny", config)
+    again = Recorder("pooling", path, progress=False).run("tiny", config)
+    assert "kept" in capsys.readouterr().out and again == first
+    changed = Recorder("pooling", path, progress=False).run("tiny", TrainConfig(**{**config.to_dict(), "lr": 0.002}))
+    assert changed["config"]["lr"] == 0.002 and changed["history"] != first["history"]
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_headline_and_figures_from_every_results_file(name):
+    results = _results(name)
+    assert headline(results)
+    ax = plot_runs({label: run for label, run in results["runs"].items() if run["history"]}, "val_top1_error")
+    assert len(ax.lines) == sum(bool(run["history"]) for run in results["runs"].values())
+    for run in results["runs"].values():
+        plot_loss_windows(loss_history(run), ax)
+    plt.close("all")
+
+
+def test_loss_history_ends_where_a_run_diverged():
+    run = {"config": {"limit": 1280, "batch_size": 32, "log_every": 4},
+           "history": [{"epoch": 1, "train_loss_curve": [2.3] * 10}],
+           "diverged": {"epoch": 2, "message": "", "train_loss_curve": [9.0, 40.0]}}
+    history = loss_history(run)
+    assert [r["epoch"] for r in history] == [1, 2] and history[1]["windows_per_epoch"] == 10
+    assert loss_history({**run, "diverged": None}) == run["history"]
+    # The unfinished epoch's two windows sit at 1.1 and 1.2 epochs, not spread over the whole epoch.
+    ax = plot_loss_windows(history)
+    assert list(ax.lines[0].get_xdata()[-2:]) == pytest.approx([1.1, 1.2])
+    plt.close("all")
