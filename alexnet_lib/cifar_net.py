@@ -113,7 +113,7 @@ class CifarNet(nn.Module):
         self.reset_parameters(init)
 
     def reset_parameters(self, init: str = "cuda-convnet") -> None:
-        """``"cuda-convnet"``: layers-80sec.cfg's initW stds (see WIDE_HEAD_INIT_STD) and zero biases; ``"kaiming"``: He et al. 2015."""
+        """``"cuda-convnet"``: the cfg's initW stds (see WIDE_HEAD_INIT_STD), zero biases; ``"kaiming"``: He et al."""
         stds = dict(CUDA_CONVNET_INIT_STD)
         if [layer.out_features for layer in self.hidden] != [64]:
             stds.update(fc64=WIDE_HEAD_INIT_STD, fc10=WIDE_HEAD_INIT_STD)

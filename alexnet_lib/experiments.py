@@ -9,8 +9,9 @@ writes ``results/NAME.json`` after each run:
 
 ``runs`` maps a label to {config (the TrainConfig), network (extra model options), seed,
 stop_at_train_error, history (the trainer's per-epoch records), diverged (null, or where and
-why training stopped), data, wall_seconds, analysis (measurements of the trained network, or null)}.  A run already in the file with the same settings is
-kept, so an interrupted experiment continues where it stopped.  :func:`reproduce_first_epoch`
+why training stopped), data, wall_seconds, analysis (measurements of the trained network, or
+null)}.  A run already in the file with the same settings is kept, so an interrupted
+experiment continues where it stopped.  :func:`reproduce_first_epoch`
 reruns a recorded run's first epoch, which is what the tests compare.
 
 The budgets (epochs, seeds, subsets) fit a 2-core CPU; ``--epochs`` and ``--seeds`` scale them up.
@@ -87,9 +88,8 @@ class Recorder:
         """
         config = dataclasses.replace(config, data_root=self.data_root, device=self.device, progress=self.progress)
         kept = self.results["runs"].get(label)
-        if kept and kept["config"] == _settings(config) and kept["network"] == network and kept[
-            "stop_at_train_error"
-        ] == stop_at:
+        settings = (_settings(config), network, stop_at)
+        if kept and (kept["config"], kept["network"], kept["stop_at_train_error"]) == settings:
             print(f"{label}: kept from {self.path}")
             return kept
         print(f"{label}: training")
@@ -121,7 +121,8 @@ class Recorder:
 
     def save(self, summary: dict | None = None) -> None:
         # The runs' own times: the right total also when some were kept from an earlier, interrupted invocation.
-        self.results["provenance"]["wall_seconds"] = round(sum(r["wall_seconds"] for r in self.results["runs"].values()), 1)
+        runs = self.results["runs"].values()
+        self.results["provenance"]["wall_seconds"] = round(sum(run["wall_seconds"] for run in runs), 1)
         if summary is not None:
             self.results.update(summary=summary, complete=True)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,7 +152,9 @@ class _FirstBatches:
         return islice(self.loader, self.n)
 
 
-def reproduce_first_epoch(run: dict, *, data_root=None, device="cpu", max_batches: int | None = None) -> tuple[float, float]:
+def reproduce_first_epoch(
+    run: dict, *, data_root=None, device="cpu", max_batches: int | None = None
+) -> tuple[float, float]:
     """(recorded, rerun) first-epoch training loss of a recorded run, over its first ``max_batches`` if given.
 
     ``max_batches`` must be a multiple of the run's ``log_every``: the recorded side is then the
@@ -418,7 +421,8 @@ EXPERIMENTS: dict[str, Experiment] = {
         paper={"imagenet_top1_error": 0.375, "imagenet_top5_error": 0.17},
         setup="The one-column paper model with its initialisation, batch 128, momentum 0.9, weight decay "
         "5e-4, learning rate 0.001 (0.01 diverges here, see blog_plateau), on a class-balanced 5,000 "
-        "training and 1,000 test images, the loss logged every 5 batches: what a 2-core CPU affords. The full run needs a GPU: "
+        "training and 1,000 test images, the loss logged every 5 batches: what a 2-core CPU affords. "
+        "The full run needs a GPU: "
         "python -m alexnet_lib train --model alexnet --dataset cifar10 --epochs 90 --workers 4.",
     ),
 }

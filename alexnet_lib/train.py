@@ -52,7 +52,10 @@ MODELS = ("alexnet", "alexnet-grouped", "cifar-net", "cifar-conv-local")
 OPTIMIZERS = ("paper", "sgd")
 # (learning rate, weight decay) when the config leaves them unset: section 5, and layer-params-80sec.cfg.
 DEFAULT_HYPERPARAMETERS = {
-    "alexnet": (0.01, 5e-4), "alexnet-grouped": (0.01, 5e-4), "cifar-net": (0.001, 0.004), "cifar-conv-local": (0.001, 0.004),
+    "alexnet": (0.01, 5e-4),
+    "alexnet-grouped": (0.01, 5e-4),
+    "cifar-net": (0.001, 0.004),
+    "cifar-conv-local": (0.001, 0.004),
 }
 # cuda-convnet's CIFAR-10 nets see 32x32 images (layers-80sec) or 24x24 crops of them (conv-local).
 DEFAULT_INPUT_SIZE = {"cifar-net": 32, "cifar-conv-local": 24}
