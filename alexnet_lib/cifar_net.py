@@ -53,9 +53,10 @@ class CifarNet(nn.Module):
     ``rnorm1``/``rnorm2``; the normalisation itself is the paper's cross-map LRN with
     section 3.3's k=2, n=5, alpha=1e-4, beta=0.75 (cuda-convnet convention).
 
-    ``hidden`` lists the hidden fully connected layers, ``fc1``, ``fc2``, ...; dropout acts
-    on each one's output.  ``overlap=False`` uses 2/2 pools.  Pools use ``ceil_mode`` so that a 32x32 input
-    gives 16, 8 and 4 as in cuda-convnet (PyTorch's default floor would give 15, 7, 3).
+    ``hidden`` gives the widths of the hidden fully connected layers (``self.hidden``);
+    dropout acts on each one's output.  ``overlap=False`` uses 2/2 pools.  Pools use
+    ``ceil_mode`` so that a 32x32 input gives 16, 8 and 4 as in cuda-convnet (PyTorch's
+    default floor would give 15, 7, 3).
     """
 
     def __init__(

@@ -24,7 +24,7 @@ def test_module_help_runs():
     assert "train" in result.stdout and "evaluate" in result.stdout and "torchrun" in result.stdout
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "experiment"])
 def test_subcommand_help(command, capsys):
     with pytest.raises(SystemExit) as done:
         main([command, "--help"])
@@ -94,3 +94,10 @@ def test_missing_or_broken_checkpoint_is_one_line(tmp_path, capsys):
 def test_resume_without_a_checkpoint_is_one_line(tmp_path, capsys):
     assert main(["train", *TINY, "--output-dir", str(tmp_path / "empty"), "--resume"]) == 1
     assert "no checkpoint at" in capsys.readouterr().err
+
+
+def test_experiment_without_cifar10_says_so(tmp_path, capsys):
+    argv = ["experiment", "pooling", "--data-root", str(tmp_path), "--output", str(tmp_path / "pooling.json"),
+            "--no-progress"]
+    assert main(argv) == 1
+    assert "experiments need real CIFAR-10" in capsys.readouterr().err
