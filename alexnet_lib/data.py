@@ -507,22 +507,10 @@ def _in_memory_bundle(
     """Batches gathered from uint8 tensors by a batch sampler; statistics over the whole training split."""
     wants_pca = transform_options["augment"] and transform_options["pca_scaling"]
     pca = fit_colour_pca(train.images, seed=SPLIT_SEED) if wants_pca else None
-    train_tf, eval_tf = _transforms(_mean_image(train.images), pca, rank=rank, **transform_options)
-    train_batches, val_batches = TensorBatches(train), TensorBatches(val)
-    train_sampler = DistributedSampler(train_batches, world_size, rank, shuffle=True, seed=transform_options["seed"])
-    val_sampler = ShardSampler(len(val), rank, world_size)
-    loader = {"batch_size": None, "pin_memory": pin_memory}
-    return DataBundle(
-        name=name,
-        source=source,
-        classes=train.classes,
-        train=DataLoader(train_batches, sampler=BatchSampler(train_sampler, batch_size, False), **loader),
-        val=DataLoader(val_batches, sampler=BatchSampler(val_sampler, batch_size, False), **loader),
-        train_transform=train_tf,
-        eval_transform=eval_tf,
-        input_size=transform_options["input_size"],
-        train_sampler=train_sampler,
-    )
+    transforms = _transforms(_mean_image(train.images), pca, rank=rank, **transform_options)
+    return _bundle(name, source, train.classes, TensorBatches(train), TensorBatches(val), transforms,
+                   batch_size=batch_size, rank=rank, world_size=world_size, seed=transform_options["seed"],
+                   input_size=transform_options["input_size"], loader={"pin_memory": pin_memory})
 
 
 def _streamed_bundle(
@@ -540,18 +528,48 @@ def _streamed_bundle(
 ) -> DataBundle:
     """Images decoded and brought to 256x256 by loader workers; statistics from a sample of them."""
     mean, pca = _folder_statistics(train_set, workers)
-    train_tf, eval_tf = _transforms(mean, pca, rank=rank, **transform_options)
-    train_sampler = DistributedSampler(train_set, world_size, rank, shuffle=True, seed=transform_options["seed"])
-    val_sampler = ShardSampler(len(val_set), rank, world_size)
+    transforms = _transforms(mean, pca, rank=rank, **transform_options)
     loader = {"num_workers": workers, "pin_memory": pin_memory, "persistent_workers": workers > 0}
+    return _bundle("imagefolder", source, classes, train_set, val_set, transforms, batch_size=batch_size, rank=rank,
+                   world_size=world_size, seed=transform_options["seed"], input_size=transform_options["input_size"],
+                   loader=loader)
+
+
+def _bundle(
+    name: str,
+    source: str,
+    classes: list[str],
+    train_set: Dataset,
+    val_set: Dataset,
+    transforms: tuple[nn.Module, nn.Module],
+    *,
+    batch_size: int,
+    rank: int,
+    world_size: int,
+    seed: int,
+    input_size: int,
+    loader: dict,
+) -> DataBundle:
+    """Shuffled training batches (this process's share) and sharded validation batches, with their transforms."""
+    train_sampler = DistributedSampler(train_set, world_size, rank, shuffle=True, seed=seed)
+    val_sampler = ShardSampler(len(val_set), rank, world_size)
+
+    def batches(dataset: Dataset, sampler: Sampler) -> DataLoader:
+        indices = BatchSampler(sampler, batch_size, False)
+        if isinstance(dataset, TensorBatches):
+            # One step gathers a whole list of indices, so the loader passes each list through as it is.
+            return DataLoader(dataset, sampler=indices, batch_size=None, **loader)
+        return DataLoader(dataset, batch_sampler=indices, **loader)
+
+    train_tf, eval_tf = transforms
     return DataBundle(
-        name="imagefolder",
+        name=name,
         source=source,
         classes=classes,
-        train=DataLoader(train_set, batch_sampler=BatchSampler(train_sampler, batch_size, False), **loader),
-        val=DataLoader(val_set, batch_sampler=BatchSampler(val_sampler, batch_size, False), **loader),
+        train=batches(train_set, train_sampler),
+        val=batches(val_set, val_sampler),
         train_transform=train_tf,
         eval_transform=eval_tf,
-        input_size=transform_options["input_size"],
+        input_size=input_size,
         train_sampler=train_sampler,
     )
