@@ -274,22 +274,27 @@ def _compare(rec: Recorder, runs: dict[str, tuple[TrainConfig, dict | None]], se
     return {"val_top1_error": errors}
 
 
+def _ablation(rec: Recorder, base: TrainConfig, switch: str, paper: tuple[str, object], other: tuple[str, object],
+              seeds: tuple[int, ...]) -> dict:
+    """One switch of ``base`` at the paper's setting and at the other, each a (label, value); "improvement"
+    is how much lower the paper's mean final error is."""
+    (paper_label, paper_value), (other_label, other_value) = paper, other
+    runs = {paper_label: (dataclasses.replace(base, **{switch: paper_value}), None),
+            other_label: (dataclasses.replace(base, **{switch: other_value}), None)}
+    summary = _compare(rec, runs, seeds)
+    errors = summary["val_top1_error"]
+    summary["improvement"] = errors[other_label]["mean"] - errors[paper_label]["mean"]
+    return summary
+
+
 def lrn(rec: Recorder, epochs: int, seeds: tuple[int, ...]) -> dict:
     base = TrainConfig(model="cifar-conv-local", epochs=epochs)
-    summary = _compare(rec, {"with LRN": (dataclasses.replace(base, lrn=True), None),
-                             "without LRN": (dataclasses.replace(base, lrn=False), None)}, seeds)
-    errors = summary["val_top1_error"]
-    summary["improvement"] = errors["without LRN"]["mean"] - errors["with LRN"]["mean"]
-    return summary
+    return _ablation(rec, base, "lrn", ("with LRN", True), ("without LRN", False), seeds)
 
 
 def pooling(rec: Recorder, epochs: int, seeds: tuple[int, ...]) -> dict:
     base = TrainConfig(model="cifar-net", epochs=epochs)
-    summary = _compare(rec, {"overlapping 3/2": (dataclasses.replace(base, overlap=True), None),
-                             "non-overlapping 2/2": (dataclasses.replace(base, overlap=False), None)}, seeds)
-    errors = summary["val_top1_error"]
-    summary["improvement"] = errors["non-overlapping 2/2"]["mean"] - errors["overlapping 3/2"]["mean"]
-    return summary
+    return _ablation(rec, base, "overlap", ("overlapping 3/2", True), ("non-overlapping 2/2", False), seeds)
 
 
 DROPOUT_TRAIN_IMAGES, DROPOUT_LR = 10_000, 0.01
