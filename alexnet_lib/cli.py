@@ -37,7 +37,7 @@ from .data import DATASETS, build_data
 from .evaluate import evaluate
 from .experiments import EXPERIMENTS, run_experiment
 from .runtime import pick_device
-from .train import MODELS, OPTIMIZERS, TrainConfig, TrainingDiverged, build_model, train
+from .train import MODELS, OPTIMIZERS, RESUMABLE_CHANGES, TrainConfig, TrainingDiverged, build_model, train
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,6 +52,10 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
+
+
+def _factor_or_none(text: str) -> float | None:
+    return None if text.lower() == "none" else float(text)
 
 
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
@@ -77,7 +81,11 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--data-root", default=None, help="data root directory (default: $ALEXNET_DATA)")
     data.add_argument("--download", action=bool_flag, default=d.download, help="let torchvision download CIFAR-10")
     data.add_argument("--limit", type=_positive_int, default=None, help="train on this many images only")
-    data.add_argument("--val-limit", type=_positive_int, default=None, help="validate on this many images only")
+    data.add_argument("--val-limit", type=_positive_int, default=None,
+                      help="validate (with --holdout: test) on this many images only")
+    data.add_argument("--holdout", type=int, default=d.holdout,
+                      help="training images held out, class-balanced, as the validation set of the plateau rule; "
+                      "the test set is then left for the end (0: validate on the test set, as older runs did)")
     data.add_argument("--augment", action=bool_flag, default=d.augment, help="random crops, mirrors, PCA colour noise")
     data.add_argument("--workers", type=int, default=d.workers, help="data loader worker processes")
 
@@ -93,13 +101,20 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     optim.add_argument("--patience", type=int, default=d.patience,
                        help="validations without improvement before the learning rate drops 10x")
     optim.add_argument("--seed", type=int, default=d.seed)
-    optim.add_argument("--diverge-factor", type=float, default=d.diverge_factor,
-                       help="stop when the loss exceeds this many times ln(classes)")
+    optim.add_argument("--diverge-factor", type=_factor_or_none, default=d.diverge_factor,
+                       help="stop when the loss stays above this many times ln(classes) for --diverge-batches "
+                       "batches (none: stop on NaN/inf only)")
+    optim.add_argument("--diverge-batches", type=int, default=d.diverge_batches,
+                       help="how many consecutive batches above the limit make a blow-up sustained")
 
     run = parser.add_argument_group("run")
     run.add_argument("--output-dir", default=None,
                      help="where checkpoints and JSON go (default runs/<model>-<dataset>)")
     run.add_argument("--resume", action=bool_flag, default=d.resume, help="continue from <output-dir>/checkpoint.pt")
+    run.add_argument("--overwrite", action=bool_flag, default=d.overwrite,
+                     help="replace a run already in <output-dir> (without it, such a directory is refused)")
+    run.add_argument("--checkpoint-minutes", type=float, default=d.checkpoint_minutes,
+                     help="also checkpoint within an epoch this often (a resumption continues mid-epoch)")
     run.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
     run.add_argument("--amp", action=bool_flag, default=d.amp, help="mixed precision on CUDA (bf16, else fp16)")
     run.add_argument("--compile", action=bool_flag, default=d.compile, help="torch.compile the model")
@@ -139,11 +154,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The TrainConfig of parsed ``train`` options."""
+    """The TrainConfig of parsed ``train`` options.
+
+    The default output directory names the model, the data set and every option that changes the
+    numbers, so that two variants never share one: runs/alexnet-cifar10-lr0.001-seed1.
+    """
     values = {k: v for k, v in vars(args).items() if k != "command"}
-    if values["output_dir"] is None:
-        values["output_dir"] = str(pathlib.Path("runs") / f"{values['model']}-{values['dataset']}")
-    return TrainConfig(**values)
+    config = TrainConfig(**values)
+    if config.output_dir is None:
+        config.output_dir = str(pathlib.Path("runs") / default_run_name(config))
+    return config
+
+
+def default_run_name(config: TrainConfig) -> str:
+    defaults = TrainConfig(model=config.model, dataset=config.dataset)
+    parts = [config.model, config.dataset]
+    for name, value in config.to_dict().items():
+        where_or_how_long = name in RESUMABLE_CHANGES and name != "lr"
+        if where_or_how_long or name in ("model", "dataset") or value == getattr(defaults, name):
+            continue
+        flag = name.replace("_", "-")
+        parts.append(("" if value else "no-") + flag if isinstance(value, bool) else f"{flag}{value}")
+    return "-".join(str(part).replace("/", "_") for part in parts)
 
 
 def _train(args: argparse.Namespace) -> int:

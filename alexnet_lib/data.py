@@ -85,6 +85,8 @@ class DataBundle:
     eval_transform: nn.Module
     input_size: int
     train_sampler: DistributedSampler | None = field(default=None, repr=False)
+    # With a hold-out, ``val`` holds training images and ``test`` the test set, scored once at the end.
+    test: DataLoader | None = None
 
     @property
     def num_classes(self) -> int:
@@ -145,6 +147,20 @@ def stratified_indices(labels: Tensor, k: int | None, seed: int = SPLIT_SEED) ->
     key = rank_in_class * (int(labels.max()) + 1) + shuffled
     chosen = order[torch.sort(key, stable=True).indices[:k]]
     return chosen.sort().values
+
+
+def hold_out(train: ImageTensors, k: int) -> tuple[ImageTensors, ImageTensors]:
+    """(the rest, ``k`` held-out images): a fixed class-balanced validation set taken from ``train``.
+
+    The paper's plateau rule watches "the validation error rate" (section 5), and its validation
+    set is not its test set: here the plateau rule and early stopping see only training images.
+    """
+    if not 0 < k < len(train):
+        raise ValueError(f"holdout must be between 1 and {len(train) - 1} training images, got {k}")
+    held = stratified_indices(train.labels, k)
+    kept = torch.ones(len(train), dtype=torch.bool)
+    kept[held] = False
+    return train.subset(kept.nonzero().squeeze(1)), train.subset(held)
 
 
 # ---------------------------------------------------------------- offline fallbacks
@@ -431,6 +447,7 @@ def build_data(
     batch_size: int = 128,
     limit: int | None = None,
     val_limit: int | None = None,
+    holdout: int = 0,
     download: bool = False,
     augment: bool = True,
     seed: int = 0,
@@ -445,7 +462,9 @@ def build_data(
 
     When CIFAR-10 or the image folder is missing (and no download is allowed or possible), one
     line says so and the digits are used.  ``limit``/``val_limit`` keep a class-balanced, fixed
-    subset of that many images.  ``workers`` loader processes decode image folders (in-memory
+    subset of that many images.  ``holdout`` > 0 sets that many of the (limited) training images aside,
+    class-balanced, as the validation set; the test set (``val_limit`` of it) is then the bundle's
+    ``test``.  ``workers`` loader processes decode image folders (in-memory
     data needs none).  ``pca_scaling`` picks the colour noise of training batches
     ("cuda-convnet", "fb.resnet.torch", or None for none); see :func:`~alexnet_lib.augment.pca_colour_offsets`.
     """
@@ -468,6 +487,8 @@ def build_data(
         "pca_scaling": pca_scaling,
         "pca_std": pca_std,
     }
+    if dataset == "imagefolder" and holdout:
+        raise ValueError("holdout applies to CIFAR-10 and the digits; an image folder data set has its own val/")
     if dataset == "imagefolder":
         data_root = resolve_data_root(root)
         try:
@@ -487,9 +508,17 @@ def build_data(
             hint = f"Set {DATA_ENV} or root= to a folder holding cifar10/train and cifar10/test, or pass download=True."
             _fallback_notice(str(missing), hint)
         else:
-            return _in_memory_bundle("cifar10", source, train, val, **options)
+            return _in_memory_bundle("cifar10", source, *_validation(train, val, holdout), **options)
     train, val = load_digits_split(limit, val_limit)
-    return _in_memory_bundle("digits", DIGITS_SOURCE, train, val, **options)
+    return _in_memory_bundle("digits", DIGITS_SOURCE, *_validation(train, val, holdout), **options)
+
+
+def _validation(train: ImageTensors, test: ImageTensors, holdout: int) -> tuple[ImageTensors, ...]:
+    """(train, val, test): without a hold-out the test set validates, as in the runs recorded before it."""
+    if not holdout:
+        return train, test, None
+    rest, held = hold_out(train, holdout)
+    return rest, held, test
 
 
 def _in_memory_bundle(
@@ -497,6 +526,7 @@ def _in_memory_bundle(
     source: str,
     train: ImageTensors,
     val: ImageTensors,
+    test: ImageTensors | None,
     *,
     batch_size: int,
     rank: int,
@@ -510,7 +540,8 @@ def _in_memory_bundle(
     transforms = _transforms(_mean_image(train.images), pca, rank=rank, **transform_options)
     return _bundle(name, source, train.classes, TensorBatches(train), TensorBatches(val), transforms,
                    batch_size=batch_size, rank=rank, world_size=world_size, seed=transform_options["seed"],
-                   input_size=transform_options["input_size"], loader={"pin_memory": pin_memory})
+                   input_size=transform_options["input_size"], loader={"pin_memory": pin_memory},
+                   test_set=TensorBatches(test) if test is not None else None)
 
 
 def _streamed_bundle(
@@ -549,10 +580,10 @@ def _bundle(
     seed: int,
     input_size: int,
     loader: dict,
+    test_set: Dataset | None = None,
 ) -> DataBundle:
-    """Shuffled training batches (this process's share) and sharded validation batches, with their transforms."""
+    """Shuffled training batches (this process's share) and sharded validation (and test) batches."""
     train_sampler = DistributedSampler(train_set, world_size, rank, shuffle=True, seed=seed)
-    val_sampler = ShardSampler(len(val_set), rank, world_size)
 
     def batches(dataset: Dataset, sampler: Sampler) -> DataLoader:
         indices = BatchSampler(sampler, batch_size, False)
@@ -567,7 +598,8 @@ def _bundle(
         source=source,
         classes=classes,
         train=batches(train_set, train_sampler),
-        val=batches(val_set, val_sampler),
+        val=batches(val_set, ShardSampler(len(val_set), rank, world_size)),
+        test=batches(test_set, ShardSampler(len(test_set), rank, world_size)) if test_set is not None else None,
         train_transform=train_tf,
         eval_transform=eval_tf,
         input_size=input_size,

@@ -19,29 +19,39 @@ not reproduced: one rate and one decay serve every parameter here.
 
 Errors are fractions in [0, 1]; ``lr`` is the rate the epoch trained with.  With an
 ``output_dir`` every epoch writes checkpoint.pt, history.json and (once) config.json and
-run.json there.
+run.json there, and a long epoch also checkpoints every ``checkpoint_minutes`` (a resumption
+continues mid-epoch, bit for bit).  A directory that already holds a run is refused unless the
+run is resumed (``resume``) or replaced (``overwrite``), and a lock file keeps a second process out.
+
+The validation set that the plateau rule watches is, with ``holdout`` > 0, that many training
+images held out class by class; the test set is then not touched during training.  With
+``holdout=0`` (older runs) validation uses the test set, as the experiments recorded before
+the hold-out existed did.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import json
 import math
 import os
 import pathlib
+import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from . import distributed
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .cifar_net import CifarNet, ConvLocalNet
-from .data import DataBundle, build_data
+from .data import DataBundle, build_data, resolve_data_root
 from .evaluate import evaluate
 from .model import AlexNet
 from .optim import PaperSGD
@@ -60,11 +70,13 @@ DEFAULT_HYPERPARAMETERS = {
 # cuda-convnet's CIFAR-10 nets see 32x32 images (layers-80sec) or 24x24 crops of them (conv-local).
 DEFAULT_INPUT_SIZE = {"cifar-net": 32, "cifar-conv-local": 24}
 TIMING_KEYS = ("seconds", "images_per_second")
-# Options that may change between a run and its resumption without changing its numbers.
+# Options that may change between a run and its resumption without changing its numbers, and ``lr``: a
+# resumption may lower the rate, which is how a diverged run follows the advice it printed.
 RESUMABLE_CHANGES = (
     "epochs", "resume", "device", "amp", "compile", "workers", "output_dir", "data_root", "download", "log_every",
-    "progress",
+    "progress", "checkpoint_minutes", "overwrite", "lr",
 )
+LOCK_NAME = "run.lock"
 
 
 class TrainingDiverged(RuntimeError):
@@ -102,8 +114,12 @@ class TrainConfig:
     lrn: bool | None = None
     activation: str = "relu"
     overlap: bool = True
-    diverge_factor: float = 10.0
+    holdout: int = 0
+    diverge_factor: float | None = 10.0
+    diverge_batches: int = 100
     log_every: int = 20
+    checkpoint_minutes: float = 15.0
+    overwrite: bool = False
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -114,11 +130,12 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("lr", "momentum", "weight_decay", "patience", "workers"):
+        for name in ("lr", "momentum", "weight_decay", "patience", "workers", "holdout", "diverge_batches",
+                     "checkpoint_minutes"):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.diverge_factor <= 1:
-            raise ValueError(f"diverge_factor must be above 1, got {self.diverge_factor}")
+        if self.diverge_factor is not None and self.diverge_factor <= 1:
+            raise ValueError(f"diverge_factor must be above 1 (or None: stop on NaN/inf only), got {self.diverge_factor}")
         if self.model != "cifar-net" and (self.activation != "relu" or not self.overlap):
             raise ValueError("activation and overlap are switches of cifar-net; the other models use ReLU and 3/2 pools")
         if self.model == "cifar-conv-local" and (self.init is not None or self.dropout is not None):
@@ -143,6 +160,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
+        """The config of ``values``; options added since they were written take their defaults."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -162,11 +180,18 @@ class TrainConfig:
                 argv += [flag, str(value)]
         return argv
 
-    def resume_command(self) -> str:
-        launcher = "python -m alexnet_lib"
+    def resume_command(self, **changes) -> str:
+        """The shell command that resumes this run (with ``changes`` to its options, e.g. a lower ``lr``).
+
+        The data root is spelled out even when it came from $ALEXNET_DATA, and every word is quoted
+        for the shell.
+        """
+        launcher = ["python", "-m", "alexnet_lib"]
         if distributed.world_size() > 1:
-            launcher = f"torchrun --nproc-per-node={distributed.world_size()} -m alexnet_lib"
-        return " ".join([launcher, "train", *self.to_argv(), "--resume"])
+            launcher = ["torchrun", f"--nproc-per-node={distributed.world_size()}", "-m", "alexnet_lib"]
+        root = resolve_data_root(self.data_root)
+        config = dataclasses.replace(self, data_root=str(root) if root else None, overwrite=False, **changes)
+        return shlex.join([*launcher, "train", *config.to_argv(), "--resume"])
 
 
 def build_model(config: TrainConfig, num_classes: int, **options) -> nn.Module:
@@ -216,6 +241,9 @@ class Trainer:
         torch.manual_seed(config.seed)
         if config.batch_size % self.world_size:
             raise ValueError(f"batch_size {config.batch_size} must be divisible by the {self.world_size} processes")
+        self.output_dir = pathlib.Path(config.output_dir) if config.output_dir else None
+        # Before the (slow) data loading, so that a refused directory costs nothing.
+        self._lock = self._claim_output_dir()
         self.data = data or build_data(
             config.dataset,
             config.data_root,
@@ -224,6 +252,7 @@ class Trainer:
             batch_size=config.batch_size // self.world_size,
             limit=config.limit,
             val_limit=config.val_limit,
+            holdout=config.holdout,
             download=config.download,
             augment=config.augment,
             seed=config.seed,
@@ -254,7 +283,12 @@ class Trainer:
         # The current epoch's windowed losses; kept when training diverges mid-epoch.
         self.loss_curve: list[float] = []
         self.epoch = 0
-        self.output_dir = pathlib.Path(config.output_dir) if config.output_dir else None
+        # True once a plateau comes after the third drop: section 5's run has ended.
+        self.finished = False
+        # Where a checkpoint taken mid-epoch stopped; the next train_epoch continues from there.
+        self._position: dict | None = None
+        self._last_save = time.monotonic()
+        self._batches_above_limit = 0
         if config.resume:
             self.resume()
         self.network = self.model
@@ -268,12 +302,62 @@ class Trainer:
     def checkpoint_path(self) -> pathlib.Path | None:
         return self.output_dir / CHECKPOINT_NAME if self.output_dir else None
 
+    @property
+    def lr(self) -> float:
+        """The rate the optimizer uses now (after any drops)."""
+        return self.optimizer.param_groups[0]["lr"]
+
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
 
+    # ---------------------------------------------------------------- the output directory
+
+    def _claim_output_dir(self):
+        """Lock ``output_dir`` for this process; refuse to start afresh over a run that is there."""
+        if self.output_dir is None or not self.main:
+            return None
+        if self.output_dir.exists() and not self.output_dir.is_dir():
+            raise ValueError(f"output_dir {self.output_dir} is a file, not a directory")
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(self.output_dir / LOCK_NAME, "a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise ValueError(
+                f"another process is training into {self.output_dir} (it holds {LOCK_NAME}); wait for it to end "
+                "or choose another --output-dir"
+            ) from None
+        found = [name for name in (CHECKPOINT_NAME, "history.json") if (self.output_dir / name).exists()]
+        if found and not self.config.resume:
+            if not self.config.overwrite:
+                lock.close()
+                raise ValueError(
+                    f"{self.output_dir} already holds a run ({', '.join(found)}): continue it with --resume, "
+                    "replace it with --overwrite, or choose another --output-dir"
+                )
+            for name in found:
+                (self.output_dir / name).unlink()
+        return lock
+
+    def close(self) -> None:
+        """Release the output directory's lock (also done when :meth:`fit` returns or fails)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
     # ---------------------------------------------------------------- checkpoints
+
+    def data_signature(self) -> dict:
+        """What a resumption or evaluation must find again: the data set, its classes and split sizes."""
+        return {
+            "name": self.data.name,
+            "classes": list(self.data.classes),
+            "train_images": len(self.data.train.dataset),
+            "val_images": len(self.data.val.dataset),
+        }
 
     def state_dict(self) -> dict:
         return {
@@ -282,37 +366,63 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "epoch": self.epoch,
+            "finished": self.finished,
             "rng": rng_state(),
             "history": self.history,
             "config": self.config.to_dict(),
+            "data": self.data_signature(),
         }
 
     def resume(self) -> None:
-        """Continue from ``output_dir/checkpoint.pt``: weights, optimizer, schedule, RNG and history."""
+        """Continue from ``output_dir/checkpoint.pt``: weights, optimizer, schedule, RNG and history.
+
+        A checkpoint taken mid-epoch also holds the position in the epoch.  A new ``lr`` replaces
+        the current rate (and the schedule's floor becomes lr / 1000).
+        """
         if self.checkpoint_path is None:
             raise ValueError("resume needs the output_dir that holds the checkpoint")
         state = load_checkpoint(self.checkpoint_path, map_location=self.device)
-        stored, current = state["config"], self.config.to_dict()
+        stored = TrainConfig.from_dict(state["config"]).to_dict()
         changed = [
-            f"{name}: {stored.get(name)!r} in the checkpoint, {value!r} now"
-            for name, value in current.items()
-            if name not in RESUMABLE_CHANGES and stored.get(name) != value
+            f"{name}: {stored[name]!r} in the checkpoint, {value!r} now"
+            for name, value in self.config.to_dict().items()
+            if name not in RESUMABLE_CHANGES and stored[name] != value
         ]
         if changed:
             raise ValueError(f"cannot resume {self.checkpoint_path} with different options: " + "; ".join(changed))
+        if "data" in state and state["data"] != self.data_signature():
+            raise ValueError(
+                f"cannot resume {self.checkpoint_path}: it was trained on {_describe(state['data'])}, "
+                f"but the data now is {_describe(self.data_signature())} ({self.data.source})"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.history = int(state["epoch"]), list(state["history"])
-        set_rng_state(state["rng"])
+        self.finished = bool(state.get("finished", False))
+        if self.config.learning_rate != TrainConfig.from_dict(state["config"]).learning_rate:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.config.learning_rate
+            self.scheduler.min_lrs = [self.config.learning_rate * 1e-3] * len(self.optimizer.param_groups)
+            if self.main:
+                tqdm.write(f"resuming at lr {self.config.learning_rate:g}")
+        if state.get("position") is not None:
+            # The loader draws from the global generator when an epoch starts: train_epoch restores it after that.
+            self._position = {**state["position"], "rng": state["rng"]}
+        else:
+            set_rng_state(state["rng"])
 
-    def save(self) -> None:
-        """Checkpoint and history after an epoch (rank 0 only)."""
+    def save(self, position: dict | None = None) -> None:
+        """Checkpoint and history (rank 0 only): after an epoch, or mid-epoch at ``position``."""
+        self._last_save = time.monotonic()
         if self.output_dir is None or not self.main:
             return
-        save_checkpoint(self.state_dict(), self.checkpoint_path)
+        save_checkpoint({**self.state_dict(), "position": position}, self.checkpoint_path)
         _write_json(self.history, self.output_dir / "history.json")
+
+    def _checkpoint_due(self) -> bool:
+        return self.output_dir is not None and time.monotonic() - self._last_save >= 60 * self.config.checkpoint_minutes
 
     def write_run_files(self) -> None:
         if self.output_dir is None or not self.main:
@@ -333,28 +443,31 @@ class Trainer:
     # ---------------------------------------------------------------- the loop
 
     def fit(self) -> list[dict]:
-        """Train from the current epoch up to ``config.epochs``; return the history."""
-        self.write_run_files()
+        """Train from the current epoch up to ``config.epochs`` or the schedule's end; return the history."""
         try:
-            while self.epoch < self.config.epochs:
+            self.write_run_files()
+            while self.epoch < self.config.epochs and not self.finished:
                 self.run_epoch(self.epoch + 1)
         except KeyboardInterrupt:
             if self.main:
                 print(self.interrupted_message())
             raise
+        finally:
+            self.close()
         return self.history
 
     def interrupted_message(self) -> str:
-        if self.checkpoint_path is None or self.epoch == 0:
+        saved = self.checkpoint_path is not None and self.checkpoint_path.exists()
+        if not saved:
             return f"Interrupted during epoch {self.epoch + 1}; no checkpoint was written, so nothing can be resumed."
         return (
-            f"Interrupted during epoch {self.epoch + 1}; {self.checkpoint_path} holds epoch {self.epoch}. "
+            f"Interrupted during epoch {self.epoch + 1}; {self.checkpoint_path} holds the last checkpoint. "
             f"Resume with:\n  {self.config.resume_command()}"
         )
 
     def run_epoch(self, epoch: int) -> dict:
         start = time.perf_counter()
-        lr = self.optimizer.param_groups[0]["lr"]
+        lr = self.lr
         train_loss, train_error, images, train_seconds = self.train_epoch(epoch)
         val = evaluate(
             self.model,
@@ -366,8 +479,14 @@ class Trainer:
             desc=f"validating {epoch}",
             progress=self.config.progress,
         )
+        best = self.scheduler.best
         # PyTorch's documented order: optimizer.step() per batch above, scheduler.step() after validation.
         self.scheduler.step(val["top1_error"])
+        # A plateau: no new best, and the count of bad epochs ran past the patience (so it was reset).
+        plateau = self.scheduler.best == best and self.scheduler.num_bad_epochs == 0
+        # Section 5: the rate was "reduced three times prior to termination", so a plateau at the
+        # floor (lr / 1000) ends the run instead of a fourth drop.
+        self.finished = plateau and lr <= self.scheduler.min_lrs[0] * (1 + 1e-9)
         self.epoch = epoch
         record = {
             "epoch": epoch,
@@ -388,26 +507,47 @@ class Trainer:
                 f"epoch {epoch}: train loss {train_loss:.4f}, error {train_error:.2%}; "
                 f"val loss {val['loss']:.4f}, top-1 {val['top1_error']:.2%}, top-5 {val['top5_error']:.2%}; "
                 f"lr {lr:g}; {record['images_per_second']:.0f} images/s"
+                + ("; the schedule has ended (a plateau after three drops)" if self.finished else "")
             )
         return record
 
-    def train_epoch(self, epoch: int) -> tuple[float, float, int, float]:
-        """One pass over the training set: (mean loss, error rate, images, seconds), summed over processes."""
+    def train_epoch(self, epoch: int, step_hook: Callable[[int, Tensor], None] | None = None
+                    ) -> tuple[float, float, int, float]:
+        """One pass over the training set: (mean loss, error rate, images, seconds), summed over processes.
+
+        ``step_hook(batch, loss)`` runs after every optimizer step (gradients still in place).
+        """
         self.network.train()
         self.data.set_epoch(epoch)
-        limit = self.config.diverge_factor * math.log(max(self.data.num_classes, 2))
+        total = len(self.data.train)
+        batches = iter(self.data.train)
         sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss * n, wrong, n
+        self.loss_curve, done, seconds_before = [], 0, 0.0
+        position, self._position = self._position, None
+        if position is not None:
+            if position["epoch"] != epoch:
+                raise ValueError(f"the checkpoint stopped in epoch {position['epoch']}, not {epoch}")
+            done, seconds_before = position["batch"], position["train_seconds"]
+            # Skipping draws no random numbers: the order comes from (seed, epoch), and augmentation happens below.
+            for _ in range(done):
+                next(batches)
+            sums = position["sums"].to(self.device)
+            self.loss_curve = list(position["loss_curve"])
+            if position["augment_rng"] is not None:
+                self.data.train_transform.generator.set_state(position["augment_rng"])
+            set_rng_state(position["rng"])
         window = torch.zeros((), dtype=torch.float64, device=self.device)
         window_batches = 0
-        self.loss_curve = []
         start = time.perf_counter()
         bar = tqdm(
-            self.data.train,
+            batches,
+            total=total,
+            initial=done,
             desc=f"epoch {epoch}/{self.config.epochs}",
             leave=False,
             disable=not (self.main and self.config.progress),
         )
-        for batch, (images, labels) in enumerate(bar, start=1):
+        for batch, (images, labels) in enumerate(bar, start=done + 1):
             images = images.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)
             x = self.train_transform(images)
@@ -420,6 +560,8 @@ class Trainer:
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            if step_hook is not None:
+                step_hook(batch, loss)
             loss = loss.detach().double()
             # Sums stay on the device: no host sync per batch.
             sums[0] += loss * labels.numel()
@@ -427,40 +569,72 @@ class Trainer:
             sums[2] += labels.numel()
             window += loss
             window_batches += 1
-            if window_batches == self.config.log_every or batch == len(bar):
+            if window_batches == self.config.log_every or batch == total:
                 # One host sync per window: the mean batch loss over the window and all processes (so that
-                # every process stops together); a NaN anywhere makes it NaN.
+                # every process stops together); a NaN in any step makes it NaN.
                 mean = distributed.sum_across(window).item() / (window_batches * self.world_size)
                 self.loss_curve.append(mean)
-                self.check_loss(mean, limit, epoch, batch)
-                bar.set_postfix(loss=f"{mean:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:g}")
+                self.check_loss(mean, window_batches, epoch, batch)
+                bar.set_postfix(loss=f"{mean:.4f}", lr=f"{self.lr:g}")
                 window.zero_()
                 window_batches = 0
+                if batch < total and self._checkpoint_due():
+                    self.save(position={
+                        "epoch": epoch,
+                        "batch": batch,
+                        "sums": sums.cpu(),
+                        "loss_curve": list(self.loss_curve),
+                        "augment_rng": _generator_state(self.data.train_transform),
+                        "train_seconds": seconds_before + time.perf_counter() - start,
+                    })
         loss_sum, wrong, count = distributed.sum_across(sums).tolist()
         if count == 0:
             raise ValueError("the training loader yielded no images")
-        return loss_sum / count, wrong / count, int(count), time.perf_counter() - start
+        return loss_sum / count, wrong / count, int(count), seconds_before + time.perf_counter() - start
 
-    def check_loss(self, loss: float, limit: float, epoch: int, batch: int) -> None:
-        """Stop on a loss that is not finite or above ``diverge_factor`` x ln(classes).
+    def check_loss(self, loss: float, batches: int, epoch: int, batch: int) -> None:
+        """Stop when a window's mean loss is not finite, when the weights are not, or on a sustained blow-up.
 
-        ln(classes) is the loss of a network that guesses uniformly, about where a sound
-        initialisation starts; a loss many times larger means the logits are blowing up.
+        The blow-up rule: the mean loss of every window over at least ``diverge_batches``
+        consecutive batches exceeds ``diverge_factor`` x ln(classes).  ln(classes) is the loss of a
+        network that guesses uniformly, about where a sound initialisation starts; one window above
+        it is a spike that training often recovers from, a hundred batches above it are not.
         """
-        if math.isfinite(loss) and loss <= limit:
+        limit = (self.config.diverge_factor or math.inf) * math.log(max(self.data.num_classes, 2))
+        if not math.isfinite(loss):
+            what = f"the mean loss of the last {batches} batches is not finite"
+        elif not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            what = "the weights are no longer finite"
+        elif loss <= limit:
+            self._batches_above_limit = 0
             return
-        if math.isfinite(loss):
-            what = f"exceeds {self.config.diverge_factor:g} x ln(classes) = {limit:.1f}"
         else:
-            what = "is not finite"
-        lr = self.config.learning_rate
-        last = f"; the last good checkpoint is {self.checkpoint_path}" if self.checkpoint_path and self.epoch else ""
+            self._batches_above_limit += batches
+            if self._batches_above_limit < self.config.diverge_batches:
+                return
+            what = (f"the mean loss stayed above {self.config.diverge_factor:g} x ln(classes) = {limit:.1f} for "
+                    f"{self._batches_above_limit} batches (now {loss:.4g})")
+        lr = self.lr
+        saved = self.checkpoint_path is not None and self.checkpoint_path.exists()
+        advice = (f". The last checkpoint, {self.checkpoint_path}, was saved with finite weights; resume it at a "
+                  f"lower rate with:\n  {self.config.resume_command(lr=lr / 10)}") if saved else ""
         raise TrainingDiverged(
-            f"training diverged in epoch {epoch} near batch {batch}: the mean loss {loss:.4g} {what}. "
-            f"Likely causes: a learning rate too high for this model and batch size (lr={lr:g}; try {lr / 10:g}), "
+            f"training diverged in epoch {epoch} near batch {batch}: {what}. "
+            f"Likely causes: a learning rate too high for this model and batch size (lr={lr:g} now; try {lr / 10:g}), "
             "or an initialisation too large for the inputs, which are mean-subtracted 0-255 pixels as in the paper "
-            "(the paper's and cuda-convnet's small Gaussian inits expect that scale)" + last
+            "(the paper's and cuda-convnet's small Gaussian inits expect that scale)" + advice
         )
+
+
+def _generator_state(transform: nn.Module) -> Tensor | None:
+    """The state of the augmentation's own generator (data.BatchTransform has one; a plain module none)."""
+    generator = getattr(transform, "generator", None)
+    return generator.get_state() if generator is not None else None
+
+
+def _describe(signature: dict) -> str:
+    return (f"{signature['name']} ({len(signature['classes'])} classes, {signature['train_images']:,} training and "
+            f"{signature['val_images']:,} validation images)")
 
 
 def train(config: TrainConfig, model: nn.Module | None = None, data: DataBundle | None = None) -> list[dict]:

@@ -53,7 +53,7 @@ def test_to_argv_round_trips():
 def test_tiny_training_run_writes_its_files(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", *TINY, "--output-dir", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.json", "history.json", "run.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.json", "history.json", "run.json", "run.lock"]
     config = json.loads((out / "config.json").read_text())
     assert TrainConfig.from_dict(config).limit == 64
     (record,) = json.loads((out / "history.json").read_text())

@@ -57,7 +57,7 @@ def test_two_gloo_processes_match_one(tmp_path):
         assert (b["model"][name] - weight).norm() <= 1e-2 * weight.norm(), name
     # Only rank 0 wrote the run's files.
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith("history-rank")) == [
-        "checkpoint.pt", "config.json", "history.json", "run.json"
+        "checkpoint.pt", "config.json", "history.json", "run.json", "run.lock"
     ]
     assert json.loads((out / "run.json").read_text())["world_size"] == 2
 

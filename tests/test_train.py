@@ -2,6 +2,7 @@
 
 import json
 import math
+import sys
 
 import matplotlib
 import pytest
@@ -94,8 +95,99 @@ def test_the_schedule_stops_after_three_drops():
 
 def test_resume_refuses_changed_options(tmp_path):
     train(small(output_dir=str(tmp_path)))
-    with pytest.raises(ValueError, match="lr: None in the checkpoint, 0.1 now"):
-        Trainer(small(epochs=2, lr=0.1, output_dir=str(tmp_path), resume=True))
+    with pytest.raises(ValueError, match="momentum: 0.9 in the checkpoint, 0.5 now"):
+        Trainer(small(epochs=2, momentum=0.5, output_dir=str(tmp_path), resume=True))
+
+
+def test_resume_may_lower_the_rate(tmp_path):
+    # How a user follows the advice of a diverged run: resume it with a smaller --lr.
+    train(small(output_dir=str(tmp_path)))
+    trainer = Trainer(small(epochs=2, lr=1e-4, output_dir=str(tmp_path), resume=True))
+    assert trainer.lr == 1e-4 and trainer.scheduler.min_lrs == [pytest.approx(1e-7)]
+    (_, second) = trainer.fit()
+    assert second["lr"] == 1e-4
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["config"]["lr"] == 1e-4
+
+
+def interrupt_at(trainer, call):
+    """Make the trainer's ``call``-th training batch (counted over epochs) raise KeyboardInterrupt."""
+    transform, calls = trainer.train_transform, []
+
+    def interrupting(images):
+        calls.append(1)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return transform(images)
+
+    trainer.train_transform = interrupting
+
+
+@pytest.mark.parametrize("call", [5, 16])
+def test_a_run_resumes_mid_epoch_bit_exactly(tmp_path, call):
+    # checkpoint_minutes=0: a checkpoint after every window of 2 batches; epochs have 10 batches. Batch 5 is in
+    # epoch 1, before any epoch ended; batch 16 is the 6th of epoch 2.
+    options = dict(epochs=2, dropout=0.5, log_every=2, checkpoint_minutes=0)
+    whole = train(small(output_dir=str(tmp_path / "whole"), **options))
+    trainer = Trainer(small(output_dir=str(tmp_path / "broken"), **options))
+    interrupt_at(trainer, call)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    state = load_checkpoint(tmp_path / "broken" / "checkpoint.pt")
+    assert state["position"]["batch"] == (call - 1) % 10 // 2 * 2 and state["epoch"] == (call - 1) // 10
+    resumed = train(small(output_dir=str(tmp_path / "broken"), resume=True, **options))
+    assert without_timing(resumed) == without_timing(whole)
+    a = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")["model"]
+    b = load_checkpoint(tmp_path / "broken" / "checkpoint.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_an_existing_run_is_never_replaced_silently(tmp_path):
+    train(small(output_dir=str(tmp_path)))
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    with pytest.raises(ValueError, match="already holds a run.*--resume.*--overwrite"):
+        Trainer(small(output_dir=str(tmp_path)))
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+    train(small(output_dir=str(tmp_path), overwrite=True, seed=1))
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["config"]["seed"] == 1
+
+
+def test_two_processes_cannot_write_one_run(tmp_path):
+    first = Trainer(small(output_dir=str(tmp_path)))
+    with pytest.raises(ValueError, match="another process is training into"):
+        Trainer(small(output_dir=str(tmp_path), seed=1))
+    first.fit()
+    train(small(output_dir=str(tmp_path), epochs=2, resume=True))  # the lock went with the first run
+
+
+def test_an_output_dir_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a directory"):
+        Trainer(small(output_dir=str(tmp_path / "file")))
+
+
+def test_resume_checks_the_data(tmp_path):
+    train(small(output_dir=str(tmp_path)))
+    other = build_data("digits", input_size=32, batch_size=16, limit=200, val_limit=50)
+    with pytest.raises(ValueError, match="trained on digits .*160 training.* now is digits .*200 training"):
+        Trainer(small(epochs=2, output_dir=str(tmp_path), resume=True), data=other)
+
+
+def test_the_resume_command_names_the_data_and_quotes_paths(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALEXNET_DATA", str(tmp_path / "my data"))
+    command = small(output_dir=str(tmp_path / "a run")).resume_command(lr=0.0001)
+    assert f"--data-root '{tmp_path}/my data'" in command and f"--output-dir '{tmp_path}/a run'" in command
+    assert "--lr 0.0001" in command and command.endswith("--resume")
+
+
+def test_the_run_ends_at_a_plateau_after_three_drops(monkeypatch):
+    # Section 5: "reduced three times prior to termination". A validation error that never improves makes every
+    # epoch after the first a plateau (patience 0): drops after epochs 2, 3 and 4, and the end after epoch 5.
+    training = sys.modules["alexnet_lib.train"]  # the module; alexnet_lib.train is the function
+    trainer = Trainer(small(lr=0.01, patience=0, epochs=10))
+    monkeypatch.setattr(training, "evaluate", lambda *a, **k: {"loss": 1.0, "top1_error": 0.5, "top5_error": 0.1})
+    history = trainer.fit()
+    assert [r["lr"] for r in history] == pytest.approx([0.01, 0.01, 0.001, 1e-4, 1e-5])
+    assert trainer.finished
 
 
 class Broken(nn.Module):
@@ -115,12 +207,46 @@ def test_nan_loss_stops_the_run():
         train(small(log_every=1), model=Broken(), data=data)
 
 
-def test_exploding_loss_stops_the_run():
+class Spike(nn.Module):
+    """A linear classifier whose logits are multiplied by ``factor`` in training calls listed in ``at``."""
+
+    def __init__(self, at, factor):
+        super().__init__()
+        self.linear, self.at, self.factor, self.calls = nn.Linear(3 * 8 * 8, 10), set(at), factor, 0
+
+    def forward(self, x):
+        out = self.linear(x.flatten(1) / 255)
+        if self.training:
+            self.calls += 1
+            if self.calls in self.at:
+                out = out * self.factor
+        return out
+
+
+def test_a_sustained_blow_up_stops_the_run():
     data = build_data("digits", input_size=8, batch_size=16, limit=64, val_limit=20)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))
-    # Raw 0-255 pixels and a huge step: the logits blow up after the first update.
-    with pytest.raises(TrainingDiverged, match=r"exceeds 10 x ln\(classes\) = 23.0"):
-        train(small(lr=10.0, log_every=1), model=model, data=data)
+    # Logits 10,000 times too large in every step: finite, far above the limit, window after window.
+    model = Spike(at=range(1, 100), factor=1e4)
+    with pytest.raises(TrainingDiverged, match=r"stayed above 10 x ln\(classes\) = 23.0 for 3 batches"):
+        train(small(lr=1e-9, log_every=1, diverge_batches=3, epochs=3), model=model, data=data)
+    assert model.calls == 3
+
+
+def test_one_spike_does_not_stop_the_run():
+    data = build_data("digits", input_size=8, batch_size=16, limit=64, val_limit=20)
+    model = Spike(at={2}, factor=1e4)  # one window far above the limit, finite: training goes on
+    history = train(small(log_every=1, momentum=0, lr=1e-9), model=model, data=data)
+    assert max(history[0]["train_loss_curve"]) > 1000 and len(history) == 1
+
+
+def test_a_blow_up_in_the_last_step_is_never_saved(tmp_path):
+    data = build_data("digits", input_size=8, batch_size=16, limit=64, val_limit=20)
+    # Epochs of 4 batches: the 8th training call, the last of epoch 2, gives an infinite loss.
+    model = Spike(at={8}, factor=float("inf"))
+    with pytest.raises(TrainingDiverged, match=r"(?s)not finite.*lr=0.001 now.*resume it at a lower rate.*--lr 0.0001"):
+        train(small(output_dir=str(tmp_path), epochs=3, log_every=3), model=model, data=data)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["epoch"] == 1 and all(torch.isfinite(w).all() for w in state["model"].values())
 
 
 def test_alexnet_at_227_runs_a_few_batches():
