@@ -32,6 +32,7 @@ import pathlib
 import sys
 
 from . import distributed
+from .artifacts import export_artifacts
 from .checkpoint import CheckpointError, load_checkpoint
 from .data import DATASETS, build_data
 from .evaluate import evaluate
@@ -141,6 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="average the softmax over section 4.1's ten patches")
     ev.add_argument("--device", default=None)
     ev.add_argument("--output", default=None, help="also write the metrics to this JSON file")
+    art = commands.add_parser("artifacts", help="the figures' data of a trained checkpoint, small enough to commit",
+                              description="Write a checkpoint's filters, confusion matrix, top-5 predictions and "
+                              "F2 neighbours to one .npz (alexnet_lib/artifacts.py).")
+    art.add_argument("checkpoint", help="checkpoint.pt written by train")
+    art.add_argument("--output", required=True, help="the .npz file to write")
+    art.add_argument("--data-root", default=None, help="data root directory (default: the training run's)")
+    art.add_argument("--device", default=None)
     ex = commands.add_parser("experiment", help="re-measure a claim of the paper into results/NAME.json",
                              description="Run a named experiment (alexnet_lib/experiments.py).")
     ex.add_argument("name", choices=sorted(EXPERIMENTS))
@@ -217,6 +225,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _artifacts(args: argparse.Namespace) -> int:
+    artifacts = export_artifacts(args.checkpoint, args.output, data_root=args.data_root, device=pick_device(args.device))
+    print(f"wrote {args.output}: epoch {int(artifacts['epoch'])}, test error of the centre crop "
+          f"{artifacts['per_class_error'].mean():.2%} (mean over classes)")
+    return 0
+
+
 def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
     results = run_experiment(args.name, output=args.output, epochs=args.epochs, seeds=args.seeds,
                              data_root=args.data_root, device=args.device, progress=args.progress,
@@ -229,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
-    commands = {"train": _train, "evaluate": _evaluate, "experiment": lambda a: _experiment(a, argv)}
+    commands = {"train": _train, "evaluate": _evaluate, "artifacts": _artifacts,
+                "experiment": lambda a: _experiment(a, argv)}
     run = commands[args.command]
     try:
         return run(args)
