@@ -157,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds of the main runs")
     ex.add_argument("--data-root", default=None, help="data root directory (default: $ALEXNET_DATA)")
     ex.add_argument("--device", default=None)
+    ex.add_argument("--runs-dir", default=None,
+                    help="where the runs' checkpoints go, out of git (default: $ALEXNET_RUNS, else runs/)")
     ex.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bars")
     return parser
 
@@ -235,7 +237,7 @@ def _artifacts(args: argparse.Namespace) -> int:
 def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
     results = run_experiment(args.name, output=args.output, epochs=args.epochs, seeds=args.seeds,
                              data_root=args.data_root, device=args.device, progress=args.progress,
-                             command=["python", "-m", "alexnet_lib", *argv])
+                             command=["python", "-m", "alexnet_lib", *argv], runs_dir=args.runs_dir)
     print(json.dumps(results["summary"], indent=1))
     return 0
 

@@ -36,12 +36,15 @@ from .blog import BlogAlexNet
 from .diagnostics import activity, step_sizes
 from .evaluate import confusion_matrix, evaluate, predictions
 from .provenance import provenance
+from .checkpoint import CHECKPOINT_NAME
 from .train import Trainer, TrainConfig, TrainingDiverged, build_model
 
 LN10 = math.log(10)
+RUNS_ENV = "ALEXNET_RUNS"
 CIFAR10_TRAIN_IMAGES = 50_000
 # Settings that say where and how a run executes, not what it computes.
-EXECUTION_FIELDS = ("data_root", "download", "device", "progress", "workers", "output_dir", "resume", "amp", "compile")
+EXECUTION_FIELDS = ("data_root", "download", "device", "progress", "workers", "output_dir", "resume", "amp", "compile",
+                    "checkpoint_minutes", "overwrite")
 PREPROCESSING = (
     "CIFAR-10 as stored (50,000 training and 10,000 test images, the test set used for validation); "
     "the mean training image subtracted from every image (section 2), no other normalisation; training "
@@ -65,9 +68,11 @@ def _settings(config: TrainConfig) -> dict:
 class Recorder:
     """Runs an experiment's trainings and keeps ``results/NAME.json`` up to date after each."""
 
-    def __init__(self, name: str, path: pathlib.Path, *, data_root=None, device=None, progress=True, command=None):
+    def __init__(self, name: str, path: pathlib.Path, *, data_root=None, device=None, progress=True, command=None,
+                 runs_dir: str | os.PathLike | None = None):
         spec = EXPERIMENTS[name]
         self.path, self.data_root, self.device, self.progress = path, data_root, device, progress
+        self.command, self.runs_dir = command, pathlib.Path(runs_dir) if runs_dir else None
         previous = json.loads(path.read_text()) if path.exists() else {}
         self.results = {
             "name": name,
@@ -85,39 +90,48 @@ class Recorder:
             analyse: Callable[[Trainer], dict] | None = None) -> dict:
         """Train ``config`` (up to ``stop_at`` training error, if given) unless the file already has it.
 
-        ``analyse`` measures the trained network; its dict is stored as the run's ``analysis``.
+        The run checkpoints into ``runs_dir/NAME/LABEL`` (every epoch, and every
+        ``config.checkpoint_minutes`` within one) and continues from there when run again; the
+        results file gets the history after every epoch, marked ``complete: false`` until the run
+        ends.  ``analyse`` measures the trained network; its dict is stored as the run's ``analysis``.
         """
         config = dataclasses.replace(config, data_root=self.data_root, device=self.device, progress=self.progress)
         kept = self.results["runs"].get(label)
         settings = (_settings(config), network, stop_at)
-        if kept and (kept["config"], kept["network"], kept["stop_at_train_error"]) == settings:
+        same = kept and (kept["config"], kept["network"], kept["stop_at_train_error"]) == settings
+        if same and kept.get("complete", True):
             print(f"{label}: kept from {self.path}")
             return kept
-        print(f"{label}: training")
-        start = time.perf_counter()
+        checkpoints = self.runs_dir / self.results["name"] / _slug(label) if self.runs_dir else None
+        resume = checkpoints is not None and (checkpoints / CHECKPOINT_NAME).exists()
+        if same and not resume:
+            raise ValueError(f"{self.path} holds {len(kept['history'])} epochs of {label!r}, unfinished, but its "
+                             f"checkpoint {checkpoints} is gone: restore it, or record the run in another --output")
+        print(f"{label}: " + ("resuming from " + str(checkpoints) if resume else "training"))
+        config = dataclasses.replace(config, output_dir=str(checkpoints) if checkpoints else None, resume=resume,
+                                     overwrite=not resume)
         trainer = _trainer(config, network)
-        diverged = None
+        run = {"config": _settings(config), "network": network, "seed": config.seed, "stop_at_train_error": stop_at,
+               "history": trainer.history, "segments": trainer.segments, "diverged": None, "data": trainer.data.source,
+               "wall_seconds": 0.0, "analysis": None, "complete": False}
+
+        def record(epoch_record: dict | None = None) -> bool:
+            run["wall_seconds"] = round(sum(s["wall_seconds"] for s in trainer.segments), 1)
+            self.results["runs"][label] = run
+            self.save()
+            return stop_at is not None and epoch_record is not None and epoch_record["train_error"] <= stop_at
+
         try:
-            while trainer.epoch < config.epochs:
-                record = trainer.run_epoch(trainer.epoch + 1)
-                if stop_at is not None and record["train_error"] <= stop_at:
-                    break
+            trainer.fit(after_epoch=record, command=self.command)
+        except KeyboardInterrupt:
+            print(f"{label}: the experiment continues from {checkpoints} when its command is run again")
+            raise
         except TrainingDiverged as error:
-            diverged = {"epoch": trainer.epoch + 1, "message": str(error), "train_loss_curve": trainer.loss_curve}
+            run["diverged"] = {"epoch": trainer.epoch + 1, "message": str(error), "train_loss_curve": trainer.loss_curve}
             print(f"{label}: {error}")
-        run = {
-            "config": _settings(config),
-            "network": network,
-            "seed": config.seed,
-            "stop_at_train_error": stop_at,
-            "history": trainer.history,
-            "diverged": diverged,
-            "data": trainer.data.source,
-            "wall_seconds": round(time.perf_counter() - start, 1),
-            "analysis": analyse(trainer) if analyse and diverged is None else None,
-        }
-        self.results["runs"][label] = run
-        self.save()
+        run["analysis"] = analyse(trainer) if analyse and run["diverged"] is None else None
+        run["complete"] = True
+        record()
         return run
 
     def save(self, summary: dict | None = None) -> None:
@@ -130,6 +144,11 @@ class Recorder:
         partial = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
         partial.write_text(json.dumps(self.results, indent=1) + "\n")
         os.replace(partial, self.path)
+
+
+def _slug(label: str) -> str:
+    """A run label as a folder name: "relu seed=0" -> "relu_seed-0"."""
+    return "".join(c if c.isalnum() or c in ".-" else "-" if c == "=" else "_" for c in label)
 
 
 def _trainer(config: TrainConfig, network: dict | None) -> Trainer:
@@ -567,13 +586,19 @@ def _mean_text(values: list[float]) -> str:
 
 def run_experiment(name: str, *, output: str | os.PathLike | None = None, epochs: int | None = None,
                    seeds: tuple[int, ...] | None = None, data_root=None, device=None, progress=True,
-                   command: list[str] | None = None) -> dict:
-    """Run experiment ``name`` into ``output`` (default results/NAME.json); return the results."""
+                   command: list[str] | None = None, runs_dir: str | os.PathLike | None = None) -> dict:
+    """Run experiment ``name`` into ``output`` (default results/NAME.json); return the results.
+
+    Checkpoints go to ``runs_dir`` (default ``$ALEXNET_RUNS``, else ``runs/``), out of git: a run
+    interrupted at any point continues from its last checkpoint when the command is run again.
+    """
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose from {sorted(EXPERIMENTS)}")
     spec = EXPERIMENTS[name]
     path = pathlib.Path(output or pathlib.Path("results") / f"{name}.json")
-    rec = Recorder(name, path, data_root=data_root, device=device, progress=progress, command=command)
+    runs_dir = runs_dir or os.environ.get(RUNS_ENV) or "runs"
+    rec = Recorder(name, path, data_root=data_root, device=device, progress=progress, command=command,
+                   runs_dir=runs_dir)
     seeds = tuple(seeds or spec.seeds)
     rec.results["provenance"]["seeds"] = list(seeds)
     rec.save(spec.run(rec, epochs or spec.epochs, seeds))

@@ -289,6 +289,9 @@ class Trainer:
         self._position: dict | None = None
         self._last_save = time.monotonic()
         self._batches_above_limit = 0
+        # One record per fit() call that trained: its provenance, where it started and how far it got.
+        self.segments: list[dict] = []
+        self._segment_start: float | None = None
         if config.resume:
             self.resume()
         self.network = self.model
@@ -369,6 +372,7 @@ class Trainer:
             "finished": self.finished,
             "rng": rng_state(),
             "history": self.history,
+            "segments": self.segments,
             "config": self.config.to_dict(),
             "data": self.data_signature(),
         }
@@ -401,6 +405,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.history = int(state["epoch"]), list(state["history"])
         self.finished = bool(state.get("finished", False))
+        self.segments = list(state.get("segments", []))
         if self.config.learning_rate != TrainConfig.from_dict(state["config"]).learning_rate:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.config.learning_rate
@@ -416,6 +421,9 @@ class Trainer:
     def save(self, position: dict | None = None) -> None:
         """Checkpoint and history (rank 0 only): after an epoch, or mid-epoch at ``position``."""
         self._last_save = time.monotonic()
+        if self.segments and self._segment_start is not None:
+            self.segments[-1].update(to_epoch=self.epoch, to_batch=position["batch"] if position else 0,
+                                     wall_seconds=round(time.perf_counter() - self._segment_start, 1))
         if self.output_dir is None or not self.main:
             return
         save_checkpoint({**self.state_dict(), "position": position}, self.checkpoint_path)
@@ -442,12 +450,25 @@ class Trainer:
 
     # ---------------------------------------------------------------- the loop
 
-    def fit(self) -> list[dict]:
-        """Train from the current epoch up to ``config.epochs`` or the schedule's end; return the history."""
+    def fit(self, after_epoch: Callable[[dict], bool | None] | None = None, command: list[str] | None = None
+            ) -> list[dict]:
+        """Train from where the run stands up to ``config.epochs`` or the schedule's end; return the history.
+
+        ``after_epoch(record)`` runs after each epoch's checkpoint; when it returns true, training ends.
+
+        Each call appends a segment (provenance with ``command``, the epoch and batch it started
+        from, the epochs it completed, its wall time) to :attr:`segments`, saved with every checkpoint.
+        """
+        self.segments.append({**provenance(command), "from_epoch": self.epoch,
+                              "from_batch": self._position["batch"] if self._position else 0,
+                              "to_epoch": self.epoch, "to_batch": 0, "wall_seconds": 0.0})
+        self._segment_start = time.perf_counter()
         try:
             self.write_run_files()
             while self.epoch < self.config.epochs and not self.finished:
-                self.run_epoch(self.epoch + 1)
+                record = self.run_epoch(self.epoch + 1)
+                if after_epoch is not None and after_epoch(record):
+                    break
         except KeyboardInterrupt:
             if self.main:
                 print(self.interrupted_message())

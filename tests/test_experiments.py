@@ -13,7 +13,8 @@ from alexnet_lib.plotting import plot_loss_windows, plot_runs
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from alexnet_lib.train import TrainConfig
+from alexnet_lib.augment import BatchTransform  # noqa: E402
+from alexnet_lib.train import TrainConfig, without_timing  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).resolve().parents[1] / "results"
 RECORD_KEYS = {"epoch", "train_loss", "train_error", "val_loss", "val_top1_error", "val_top5_error", "lr",
@@ -96,6 +97,35 @@ def test_recorded_runs_are_kept(tmp_path, capsys):
     assert "kept" in capsys.readouterr().out and again == first
     changed = Recorder("pooling", path, progress=False).run("tiny", TrainConfig(**{**config.to_dict(), "lr": 0.002}))
     assert changed["config"]["lr"] == 0.002 and changed["history"] != first["history"]
+
+
+def test_an_interrupted_experiment_continues_mid_run(tmp_path, monkeypatch):
+    _cifar_or_skip()
+    config = TrainConfig(model="cifar-net", epochs=2, limit=200, val_limit=50, batch_size=50, log_every=1,
+                         checkpoint_minutes=0, holdout=50)
+    whole = Recorder("pooling", tmp_path / "whole.json", progress=False, runs_dir=tmp_path / "a").run("tiny", config)
+
+    forward, calls = BatchTransform.forward, []
+
+    def interrupted(self, batch):
+        calls.append(1)
+        # Epoch 1 is 3 training batches (150 images after the hold-out) and 1 validation batch: call 6 is
+        # epoch 2's second batch, after the checkpoint taken at its first.
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return forward(self, batch)
+
+    monkeypatch.setattr(BatchTransform, "forward", interrupted)
+    path = tmp_path / "broken.json"
+    with pytest.raises(KeyboardInterrupt):
+        Recorder("pooling", path, progress=False, runs_dir=tmp_path / "b").run("tiny", config)
+    partial = json.loads(path.read_text())["runs"]["tiny"]
+    assert len(partial["history"]) == 1 and partial["complete"] is False
+    monkeypatch.setattr(BatchTransform, "forward", forward)
+    resumed = Recorder("pooling", path, progress=False, runs_dir=tmp_path / "b").run("tiny", config)
+    assert without_timing(resumed["history"]) == without_timing(whole["history"])
+    assert [(s["from_epoch"], s["from_batch"], s["to_epoch"]) for s in resumed["segments"]] == [(0, 0, 1), (1, 1, 2)]
+    assert resumed["complete"] and all(s["git_commit"] for s in resumed["segments"])
 
 
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
