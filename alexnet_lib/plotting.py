@@ -159,3 +159,53 @@ def _grid(pictures: Tensor, columns: int, labels: Sequence[str] | None, title: s
     if title:
         fig.suptitle(title)
     return fig
+
+
+def plot_top5(images, labels, top5_classes, top5_probabilities, classes: Sequence[str], columns: int = 4
+              ) -> plt.Figure:
+    """Figure 4, left: test images, each above the bars of its five most probable classes.
+
+    The true class's bar is red, as in the paper; its name is written under the image.
+    """
+    n = len(images)
+    rows = math.ceil(n / columns)
+    fig, axes = plt.subplots(2 * rows, columns, figsize=(2.6 * columns, 3.9 * rows),
+                             gridspec_kw={"height_ratios": [1.2, 1] * rows}, squeeze=False, constrained_layout=True)
+    for index in range(rows * columns):
+        picture, bars = axes[2 * (index // columns), index % columns], axes[2 * (index // columns) + 1, index % columns]
+        picture.axis("off")
+        if index >= n:
+            bars.axis("off")
+            continue
+        truth = int(labels[index])
+        picture.imshow(torch.as_tensor(images[index]).permute(1, 2, 0).numpy(), interpolation="nearest")
+        picture.set_title(classes[truth], fontsize=10)
+        predicted = [int(c) for c in top5_classes[index]]
+        colours = ["tab:red" if c == truth else "tab:blue" for c in predicted]
+        bars.barh(range(len(predicted)), [float(p) for p in top5_probabilities[index]], color=colours)
+        bars.set(xlim=(0, 1), yticks=range(len(predicted)))
+        bars.set_yticklabels([classes[c] for c in predicted], fontsize=9)
+        bars.invert_yaxis()
+        bars.tick_params(axis="x", labelsize=8)
+    return fig
+
+
+def plot_neighbours(query_images, neighbour_images, query_labels, neighbour_labels, classes: Sequence[str]
+                    ) -> plt.Figure:
+    """Figure 4, right: each test image (first column) beside the training images nearest to it in F2."""
+    rows, k = len(query_images), len(neighbour_images[0])
+    fig, axes = plt.subplots(rows, k + 1, figsize=(1.5 * (k + 1), 1.65 * rows), squeeze=False,
+                             gridspec_kw={"wspace": 0.08, "hspace": 0.4})
+    for row in range(rows):
+        pictures = [query_images[row], *neighbour_images[row]]
+        names = [int(query_labels[row]), *[int(v) for v in neighbour_labels[row]]]
+        for column, (picture, name) in enumerate(zip(pictures, names)):
+            ax = axes[row, column]
+            ax.imshow(torch.as_tensor(picture).permute(1, 2, 0).numpy(), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(classes[name], fontsize=8, color="black" if column == 0 or name == names[0] else "tab:red")
+            if column == 0:
+                for spine in ax.spines.values():
+                    spine.set(color="tab:blue", linewidth=2.5)
+    return fig

@@ -49,6 +49,26 @@ def test_artifacts_match_a_direct_computation(run, tmp_path):
                           loaded["neighbour_images"])
 
 
+def test_figure_4_from_the_artifacts(run, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from alexnet_lib.plotting import plot_neighbours, plot_top5
+
+    a = export_artifacts(run, tmp_path / "a.npz", progress=False)
+    classes = [str(c) for c in a["classes"]]
+    left = plot_top5(a["top5_images"], a["top5_labels"], a["top5_classes"], a["top5_probabilities"], classes)
+    bars = [ax for ax in left.axes if ax.patches]
+    assert len(bars) == TOP5_IMAGES and all(len(ax.patches) == 5 for ax in bars)
+    # The true class is red wherever it is among the five.
+    for ax, truth, top in zip(bars, a["top5_labels"], a["top5_classes"]):
+        red = [i for i, patch in enumerate(ax.patches) if patch.get_facecolor()[:3] == matplotlib.colors.to_rgb("tab:red")]
+        assert red == [i for i, c in enumerate(top) if c == truth]
+    right = plot_neighbours(a["query_images"], a["neighbour_images"], a["query_labels"], a["neighbour_labels"], classes)
+    assert sum(bool(ax.images) for ax in right.axes) == QUERY_IMAGES * (NEIGHBOURS + 1)
+    matplotlib.pyplot.close("all")
+
+
 def test_the_artifacts_command(run, tmp_path, capsys):
     assert main(["artifacts", str(run), "--output", str(tmp_path / "b.npz")]) == 0
     assert "wrote" in capsys.readouterr().out and load_artifacts(tmp_path / "b.npz")["epoch"] == 1
