@@ -13,6 +13,7 @@ import os
 import pathlib
 import pickle
 import re
+import warnings
 import zipfile
 
 import torch
@@ -45,22 +46,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as refused:
-        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(refused))
-        if unsafe is None:
-            message = f"{path} cannot be read: it is truncated or corrupt (not a valid pickle)"
-            raise CheckpointError(message) from refused
-        raise CheckpointError(
-            f"{path} contains a pickled Python object ({unsafe.group(1)}) besides tensors and plain containers; "
-            "refusing to load it (torch.load weights_only=True). Only checkpoints written by alexnet_lib are accepted."
-        ) from refused
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as broken:
-        raise CheckpointError(
-            f"{path} cannot be read: it is truncated or corrupt ({_first_sentence(broken)}); "
-            "delete it to start afresh, or resume from an intact copy"
-        ) from broken
+    state = load_tensors(path, map_location)
     if not isinstance(state, dict) or not all(key in state for key in REQUIRED_KEYS):
         found = sorted(state) if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(
@@ -69,9 +55,84 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return state
 
 
+def load_tensors(path: str | os.PathLike, map_location: str | torch.device = "cpu"):
+    """``torch.load(path, weights_only=True)``, with every failure one :class:`CheckpointError` line naming ``path``.
+
+    The failures: refused as unsafe (the file holds pickled objects other than tensors and plain
+    containers, which could run code), unreadable (permissions, a folder), or truncated or corrupt.
+    """
+    path = pathlib.Path(path)
+    try:
+        handle = open(path, "rb")
+    except OSError as unreadable:
+        raise CheckpointError(f"{path} cannot be read ({_first_sentence(unreadable)})") from unreadable
+    try:
+        with handle, warnings.catch_warnings():
+            # A plain pickle of a newer protocol makes torch warn before it refuses: the refusal says it all.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(handle, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as refused:
+        unsafe = _unsafe_global(path, refused)
+        if unsafe is None:
+            raise _corrupt(path, "not a pickle that torch.load can read") from refused
+        raise CheckpointError(
+            f"{path} was refused as unsafe: it holds a pickled Python object ({unsafe}) besides tensors and plain "
+            "containers, and loading it could run code; refusing to load it (torch.load weights_only=True). "
+            "Only files written by alexnet_lib are accepted."
+        ) from refused
+    except Exception as broken:  # noqa: BLE001 - whatever a damaged file makes torch.load raise
+        raise _corrupt(path, _first_sentence(broken)) from broken
+
+
+def _corrupt(path: pathlib.Path, reason: str) -> CheckpointError:
+    return CheckpointError(
+        f"{path} cannot be read: it is truncated or corrupt ({reason}); delete it, or put an intact copy in its place"
+    )
+
+
+# torch's weights-only unpickler names the global it refused: "Unsupported global: GLOBAL x.y was not
+# ..." for a name outside its allowlist, "unsupported GLOBAL posix.system whose module ..." for os & co.
+# ("GLOBAL print" for builtins). A whole name followed by a space: a damaged file's garbled name is corruption.
+_REFUSED_GLOBAL = re.compile(r"GLOBAL ([A-Za-z_][\w.]*)(?=\s)")
+
+
+class _NamedGlobal(Exception):
+    pass
+
+
+class _FirstGlobal(pickle.Unpickler):
+    """Reads a pickle up to the first global it names, and stops there instead of importing it.
+
+    Nothing can be called without a global, so reading up to one runs no code (the "restricting
+    globals" pattern of the pickle module's documentation).
+    """
+
+    def find_class(self, module: str, name: str):
+        raise _NamedGlobal(f"{module}.{name}")
+
+
+def _unsafe_global(path: pathlib.Path, refused: pickle.UnpicklingError) -> str | None:
+    """The global that made ``torch.load(weights_only=True)`` refuse ``path``; None if the file is damaged instead."""
+    named = _REFUSED_GLOBAL.search(str(refused))
+    if named:
+        return named.group(1)
+    if not str(refused).startswith("Weights only load failed") or zipfile.is_zipfile(path):
+        return None
+    # A plain pickle of protocol 4 or later stops torch's unpickler at its first opcode (FRAME), before
+    # any global: read it without torch to find the object it would build.
+    try:
+        with open(path, "rb") as handle:
+            _FirstGlobal(handle).load()
+    except _NamedGlobal as found:
+        return str(found)
+    except Exception:  # noqa: BLE001 - not a whole pickle: damaged
+        return None
+    return None
+
+
 def _first_sentence(error: Exception) -> str:
     # torch's zip-reader errors run to several sentences of advice; the first says what broke.
-    text = str(error).split(". ")[0].strip() or "unexpected end of file"
+    text = (getattr(error, "strerror", None) or str(error)).split(". ")[0].strip() or "unexpected end of file"
     return f"{type(error).__name__}: {text}"
 
 

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from .lrn import LocalResponseNorm
-from .model import check_image_batch
+from .model import check_image_batch, check_num_classes
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
@@ -71,6 +71,7 @@ class CifarNet(nn.Module):
         hidden: tuple[int, ...] = (64,),
     ):
         super().__init__()
+        check_num_classes(num_classes)
         if not hidden or min(hidden) < 1:
             raise ValueError(f"hidden must list one or more positive widths, got {hidden!r}")
         if activation not in ACTIVATIONS:
@@ -168,6 +169,7 @@ class ConvLocalNet(nn.Module):
 
     def __init__(self, num_classes: int = 10, lrn: bool = True, input_size: int = 24):
         super().__init__()
+        check_num_classes(num_classes)
         side = pooled_side(pooled_side(input_size, 3, 2), 3, 2)
         self.num_classes, self.input_size = num_classes, input_size
 

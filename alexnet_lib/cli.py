@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import sys
 
@@ -188,8 +189,26 @@ def default_run_name(config: TrainConfig) -> str:
     return "-".join(str(part).replace("/", "_") for part in parts)
 
 
+def check_output_dir(path: str) -> None:
+    """ValueError unless ``path`` is a directory, or can become one, that the run can write into.
+
+    Checked before the data loads, so that a bad ``--output-dir`` fails at once rather than after
+    the first epoch, and an empty one does not silently turn saving off.
+    """
+    if not path:
+        raise ValueError("--output-dir is empty: give the directory for the checkpoint and JSON files")
+    target = pathlib.Path(path)
+    existing = next(p for p in (target, *target.parents) if p.exists())
+    if not existing.is_dir():
+        where = "" if existing == target else f" lies inside {existing}, which"
+        raise ValueError(f"--output-dir {path}{where} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--output-dir {path} cannot be written: {existing} is not writable")
+
+
 def _train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    check_output_dir(config.output_dir)
     distributed.init_from_env()
     try:
         history = train(config)

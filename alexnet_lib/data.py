@@ -25,9 +25,11 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, Sampler, Subset
+from torchvision.datasets import ImageFolder
 from tqdm.auto import tqdm
 
 from .augment import PCA_SCALINGS, PCA_STD, BatchTransform, ColourPCA, ResizeCenterCrop, fit_colour_pca
+from .checkpoint import CheckpointError, load_tensors
 
 DATA_ENV = "ALEXNET_DATA"
 DATASETS = ("cifar10", "digits", "imagefolder")
@@ -229,6 +231,7 @@ def load_cifar10(
         )
     kind, where = found
     if kind == "folder":
+        check_same_classes(where / "train", where / "test")
         train = load_image_folder_tensors(where / "train", limit=limit)
         test = load_image_folder_tensors(where / "test", limit=val_limit)
         return train, test, f"CIFAR-10 image folders in {where}"
@@ -270,20 +273,48 @@ def _read_cifar10_batches(folder: pathlib.Path, train: bool) -> ImageTensors:
 # ---------------------------------------------------------------- image folders decoded into memory
 
 
-def list_image_folder(split_dir: pathlib.Path) -> tuple[list[pathlib.Path], Tensor, list[str]]:
-    """Files of ``split_dir/<class>/*`` sorted by class then name, their labels, and the sorted class names."""
-    classes = sorted(entry.name for entry in split_dir.iterdir() if entry.is_dir())
+def class_folders(split_dir: pathlib.Path) -> list[str]:
+    """The sorted class folders of ``split_dir``; hidden folders (``.ipynb_checkpoints``, ...) are not classes."""
+    classes = sorted(entry.name for entry in split_dir.iterdir() if entry.is_dir() and not entry.name.startswith("."))
     if not classes:
         raise FileNotFoundError(f"no class folders in {split_dir}")
+    return classes
+
+
+def check_same_classes(train_dir: pathlib.Path, other_dir: pathlib.Path) -> None:
+    """ValueError unless two splits hold the same class folders.
+
+    A label is a class's position in the sorted list, so one folder missing from a split would
+    shift every label after it, and an extra one would give labels the network has no output for.
+    """
+    train, other = class_folders(train_dir), class_folders(other_dir)
+    if train != other:
+        differences = [f"{label} {', '.join(names)}" for label, names in (
+            (f"missing from {other_dir}:", sorted(set(train) - set(other))),
+            (f"not in {train_dir}:", sorted(set(other) - set(train))),
+        ) if names]
+        raise ValueError(f"{train_dir} and {other_dir} must hold the same class folders; {'; '.join(differences)}")
+
+
+def _check_no_empty_classes(split_dir: pathlib.Path, classes: list[str], labels: Tensor) -> None:
+    counts = torch.bincount(labels, minlength=len(classes))
+    empty = [split_dir / classes[i] for i in (counts == 0).nonzero().flatten().tolist()]
+    if empty:
+        raise ValueError(f"class folders without images ({', '.join(IMAGE_SUFFIXES)}): {', '.join(map(str, empty))}")
+
+
+def list_image_folder(split_dir: pathlib.Path) -> tuple[list[pathlib.Path], Tensor, list[str]]:
+    """Files of ``split_dir/<class>/*`` sorted by class then name, their labels, and the sorted class names."""
+    classes = class_folders(split_dir)
     files: list[pathlib.Path] = []
     labels: list[int] = []
     for label, name in enumerate(classes):
         members = sorted(p for p in (split_dir / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         files += members
         labels += [label] * len(members)
-    if not files:
-        raise FileNotFoundError(f"no images in the class folders of {split_dir}")
-    return files, torch.tensor(labels, dtype=torch.int64), classes
+    label_tensor = torch.tensor(labels, dtype=torch.int64)
+    _check_no_empty_classes(split_dir, classes, label_tensor)
+    return files, label_tensor, classes
 
 
 def load_image_folder_tensors(
@@ -297,10 +328,10 @@ def load_image_folder_tensors(
     split_dir = pathlib.Path(split_dir)
     files, labels, classes = list_image_folder(split_dir)
     chosen = stratified_indices(labels, limit)
-    cache = cache_path(split_dir, len(files), cache_dir)
-    if cache.exists():
-        stored = torch.load(cache, weights_only=True)
-        return ImageTensors(stored["images"], stored["labels"], list(stored["classes"])).subset(chosen)
+    cache = cache_path(split_dir, files, cache_dir)
+    cached = _load_cache(cache, labels, classes)
+    if cached is not None:
+        return cached.subset(chosen)
     if len(chosen) < len(files):
         picked = [files[i] for i in chosen.tolist()]
         return ImageTensors(decode_images(picked, desc=f"decoding {split_dir.name}"), labels[chosen], classes)
@@ -323,21 +354,40 @@ def decode_images(files: Sequence[pathlib.Path], desc: str = "decoding") -> Tens
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
+def _open_rgb(path: str | os.PathLike) -> Image.Image:
+    """The image at ``path`` in RGB; a ValueError naming the file when it does not decode."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except Exception as error:  # noqa: BLE001 - PIL's plugins raise many types for a damaged file
+        problem = "the file is empty (0 bytes)" if os.path.getsize(path) == 0 else f"{type(error).__name__}: {error}"
+        raise ValueError(f"image {path} cannot be decoded: {problem}") from error
+
+
 def _decode_rgb(path: pathlib.Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
+    return np.asarray(_open_rgb(path))
 
 
-def cache_path(split_dir: pathlib.Path, file_count: int, cache_dir: str | os.PathLike | None = None) -> pathlib.Path:
-    """Where the decoded tensor of ``split_dir`` lives.
+def cache_path(
+    split_dir: pathlib.Path, files: Sequence[pathlib.Path], cache_dir: str | os.PathLike | None = None
+) -> pathlib.Path:
+    """Where the decoded tensor of ``split_dir``, whose images are ``files`` (paths under it), lives.
 
-    The name holds a hash of the resolved path and the file count.  The folder is ``cache_dir``
+    The name holds a hash of the resolved path and of every file's path within ``split_dir``,
+    size and modification time, so that an edited, added, removed or moved file gives another
+    cache (one ``stat`` per file: a fraction of a second for 50,000).  The folder is ``cache_dir``
     if given, else ``.alexnet_cache`` next to the data when that directory is writable, else
     ``$XDG_CACHE_HOME/alexnet_lib`` (``~/.cache/alexnet_lib``).
     """
     source = split_dir.resolve()
-    key = hashlib.sha256(f"{source}|{file_count}".encode()).hexdigest()[:16]
-    name = f"{source.parent.name}-{source.name}-{key}.pt"
+    digest = hashlib.sha256(str(source).encode())
+    # Paths within split_dir by slicing strings (pathlib's relative_to would double the time); "x" finds
+    # where names start, also for split_dir "." (whose files print as "class/name").
+    inside = len(str(split_dir / "x")) - 1
+    for file in files:
+        info = os.stat(file)
+        digest.update(f"\0{str(file)[inside:]}\0{info.st_size}\0{info.st_mtime_ns}".encode())
+    name = f"{source.parent.name}-{source.name}-{digest.hexdigest()[:16]}.pt"
     if cache_dir is not None:
         return pathlib.Path(cache_dir) / name
     beside = source.parent / ".alexnet_cache"
@@ -355,6 +405,25 @@ def _writable(directory: pathlib.Path) -> bool:
     # os.access alone says yes to root even for read-only folders; the mode bits say what was meant.
     write_bits = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
     return os.access(directory, os.W_OK) and bool(directory.stat().st_mode & write_bits)
+
+
+def _load_cache(cache: pathlib.Path, labels: Tensor, classes: list[str]) -> ImageTensors | None:
+    """The split saved at ``cache``; None when there is none, or (with a one-line notice) when it is unusable."""
+    if not cache.exists():
+        return None
+    try:
+        stored = load_tensors(cache)
+        data = ImageTensors(stored["images"], stored["labels"], list(stored["classes"]))
+        if not torch.equal(data.labels, labels) or data.classes != classes:
+            raise ValueError("its labels are not those of the folder")
+    except CheckpointError as unreadable:
+        problem = str(unreadable)
+    except (KeyError, TypeError, ValueError) as wrong:
+        problem = f"{cache} is not a decoded copy of this folder ({type(wrong).__name__}: {wrong})"
+    else:
+        return data
+    print(f"ignoring the decoded-image cache and decoding the images again: {problem}")
+    return None
 
 
 def _save_cache(cache: pathlib.Path, data: ImageTensors, split_dir: pathlib.Path) -> None:
@@ -392,18 +461,31 @@ def _targets(dataset: Dataset) -> list[int]:
     return list(dataset.targets)
 
 
+class ClassFolders(ImageFolder):
+    """torchvision's ImageFolder under this module's rules, each image brought to 256x256.
+
+    Hidden folders are not classes, a class folder without images is an error, and so is an
+    image that does not decode (naming it).
+    """
+
+    def __init__(self, split_dir: pathlib.Path):
+        # allow_empty: an empty class folder is reported below as an error in the data, not as missing data.
+        super().__init__(str(split_dir), transform=ResizeCenterCrop(), loader=_open_rgb, allow_empty=True)
+        _check_no_empty_classes(split_dir, self.classes, torch.tensor(self.targets, dtype=torch.int64))
+
+    def find_classes(self, directory: str | os.PathLike) -> tuple[list[str], dict[str, int]]:
+        classes = class_folders(pathlib.Path(directory))
+        return classes, {name: label for label, name in enumerate(classes)}
+
+
 def _imagefolder_splits(
     root: pathlib.Path, limit: int | None, val_limit: int | None
 ) -> tuple[Dataset, Dataset, list[str]]:
-    from torchvision.datasets import ImageFolder
-
     for split in ("train", "val"):
         if not (root / split).is_dir():
             raise FileNotFoundError(f"image folder dataset needs {root / split} with one folder per class")
-    prepare = ResizeCenterCrop()
-    train, val = ImageFolder(str(root / "train"), transform=prepare), ImageFolder(str(root / "val"), transform=prepare)
-    if train.classes != val.classes:
-        raise ValueError(f"train/ and val/ of {root} hold different class folders")
+    check_same_classes(root / "train", root / "val")
+    train, val = ClassFolders(root / "train"), ClassFolders(root / "val")
     train_limited = Subset(train, stratified_indices(torch.tensor(train.targets), limit).tolist())
     val_limited = Subset(val, stratified_indices(torch.tensor(val.targets), val_limit).tolist())
     return train_limited, val_limited, list(train.classes)

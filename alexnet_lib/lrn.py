@@ -148,11 +148,21 @@ def _normalise(x: Tensor, dim: int, size: int, alpha: float, beta: float, k: flo
     return _LRNFunction.apply(x, dim, size, alpha, beta, k)
 
 
-def _check_input(x: Tensor, size: int) -> None:
-    if x.dim() < 3:
-        raise ValueError(f"local_response_norm expects (N, C, ...) with at least 3 dimensions, got shape {tuple(x.shape)}")
+def _check_parameters(size: int, alpha: float, beta: float, k: float) -> None:
+    # k > 0 and alpha >= 0 keep the base of d^(-beta) positive; otherwise the output is NaN or inf.
     if size < 1:
         raise ValueError(f"size must be a positive integer, got {size}")
+    if not alpha >= 0:
+        raise ValueError(f"alpha must be >= 0, got {alpha}")
+    if not k > 0:
+        raise ValueError(f"k must be > 0, got {k}")
+    if not math.isfinite(beta):
+        raise ValueError(f"beta must be a finite number, got {beta}")
+
+
+def _check_input(x: Tensor) -> None:
+    if x.dim() < 3:
+        raise ValueError(f"local_response_norm expects (N, C, ...) with at least 3 dimensions, got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"local_response_norm needs a floating-point tensor, got {x.dtype}")
 
@@ -171,7 +181,8 @@ def local_response_norm(
     an even ``size`` the window holds ``size // 2`` channels before and
     ``(size - 1) // 2`` after, as in :func:`torch.nn.functional.local_response_norm`.
     """
-    _check_input(x, size)
+    _check_parameters(size, alpha, beta, k)
+    _check_input(x)
     return _normalise(x, 1, int(size), effective_alpha(alpha, size, convention), float(beta), float(k))
 
 
@@ -192,6 +203,9 @@ class LocalResponseNorm(nn.Module):
         groups: int = 1,
     ):
         super().__init__()
+        _check_parameters(size, alpha, beta, k)
+        if groups < 1:
+            raise ValueError(f"groups must be a positive integer, got {groups}")
         effective_alpha(alpha, size, convention)  # validates the convention early
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
         self.convention, self.groups = convention, groups
@@ -199,7 +213,7 @@ class LocalResponseNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.groups == 1:
             return local_response_norm(x, self.size, self.alpha, self.beta, self.k, self.convention)
-        _check_input(x, self.size)
+        _check_input(x)
         if x.shape[1] % self.groups:
             raise ValueError(f"{x.shape[1]} channels do not split into {self.groups} equal groups")
         # (N, C, ...) -> (N, groups, C / groups, ...) is a view in any memory layout; normalise along dim 2.

@@ -33,6 +33,12 @@ def check_image_batch(x: Tensor, input_size: int, model_name: str) -> None:
         )
 
 
+def check_num_classes(num_classes: int) -> None:
+    """Raise ValueError unless the output layer gets at least one class."""
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes}")
+
+
 def feature_map_side(input_size: int) -> int:
     """Side of S3's maps: C1 (11/4) and three 3/2 pools shrink the image; padded convs keep it."""
     side = conv_output_size(input_size, kernel=11, stride=4)
@@ -73,6 +79,7 @@ class AlexNet(nn.Module):
         init: str = "paper",
     ):
         super().__init__()
+        check_num_classes(num_classes)
         if groups not in (1, 2):
             raise ValueError(f"groups must be 1 (one column) or 2 (the two-GPU model), got {groups}")
         side = feature_map_side(input_size)

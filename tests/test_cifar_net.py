@@ -109,3 +109,6 @@ def test_clear_errors():
         CifarNet(init="xavier")
     with pytest.raises(ValueError, match=r"\(N, 3, 32, 32\)"):
         CifarNet()(torch.zeros(1, 3, 28, 28))
+    for network in (CifarNet, ConvLocalNet):
+        with pytest.raises(ValueError, match="num_classes must be a positive integer, got 0"):
+            network(num_classes=0)

@@ -6,7 +6,9 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
+from alexnet_lib import cli
 from alexnet_lib.cli import build_parser, config_from_args, main
 from alexnet_lib.train import TrainConfig
 
@@ -101,3 +103,45 @@ def test_experiment_without_cifar10_says_so(tmp_path, capsys):
             "--no-progress"]
     assert main(argv) == 1
     assert "experiments need real CIFAR-10" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("device, message", [
+    ("foo", "error: unknown device 'foo'"),
+    ("cuda", "error: device 'cuda' is not available on this machine"),
+])
+def test_a_device_this_machine_lacks_is_one_line_before_training(device, message, tmp_path, capsys, monkeypatch):
+    # Before: a RuntimeError traceback from torch.device("foo"), or a CUDA error at the first tensor moved there.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["train", *TINY, "--device", device, "--output-dir", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_bad_output_dir_is_one_line_before_training(tmp_path, capsys, monkeypatch):
+    # Before: a file as --output-dir gave a FileExistsError traceback after the data had loaded, and an
+    # empty one trained without saving anything.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("not a directory")
+    cases = {
+        "notes.txt": "error: --output-dir notes.txt is a file, not a directory",
+        "notes.txt/run": "error: --output-dir notes.txt/run lies inside notes.txt, which is a file, not a directory",
+        "": "error: --output-dir is empty",
+    }
+    for output_dir, message in cases.items():
+        assert main(["train", *TINY, "--output-dir", output_dir]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(message) and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    assert (tmp_path / "notes.txt").read_text() == "not a directory"
+
+
+def test_an_output_dir_that_cannot_be_written_is_one_line(tmp_path, capsys, monkeypatch):
+    # Mode bits do not stop root, so the permission answer is simulated for the folder itself.
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = cli.os.access
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: path != locked and real_access(path, mode))
+    assert main(["train", *TINY, "--output-dir", str(locked / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == f"error: --output-dir {locked / 'run'} cannot be written: {locked} is not writable"

@@ -1,6 +1,8 @@
 """Finding, loading, caching and batching the data (alexnet_lib.data)."""
 
+import os
 import pickle
+import shutil
 import urllib.error
 
 import numpy as np
@@ -17,6 +19,8 @@ from alexnet_lib.data import (
     build_data,
     cache_path,
     find_cifar10,
+    list_image_folder,
+    load_cifar10,
     resolve_data_root,
     sample_photos,
     stratified_indices,
@@ -184,13 +188,136 @@ def test_cache_goes_to_the_user_cache_when_the_data_is_read_only(fake_cifar, mon
     folder = root / "cifar10"
     folder.chmod(0o555)
     try:
-        where = cache_path(folder / "train", 30)
+        where = cache_path(folder / "train", list_image_folder(folder / "train")[0])
         build_data("cifar10", root=root, input_size=32)
     finally:
         folder.chmod(0o755)
     assert where.parent == tmp_path / "user_cache" / "alexnet_lib"
     assert where.exists() and not (folder / ".alexnet_cache").exists()
-    assert cache_path(folder / "train", 31).name != where.name  # the file count is part of the key
+
+
+def _train_images(root):
+    return load_cifar10(root)[0]
+
+
+def test_the_cache_follows_edited_added_removed_and_moved_files(fake_cifar, monkeypatch):
+    # Before: the cache was keyed by the folder and the number of files only, so all four reused stale images.
+    root, train_pixels, _ = fake_cifar
+    train = root / "cifar10" / "train"
+    first = _train_images(root)
+    keys = {cache_path(train, list_image_folder(train)[0]).name}
+
+    edited = np.zeros((32, 32, 3), dtype=np.uint8)
+    Image.fromarray(edited).save(train / "bird" / "001.png")
+    assert torch.equal(_train_images(root).images[7], torch.from_numpy(edited).permute(2, 0, 1))
+    keys.add(cache_path(train, list_image_folder(train)[0]).name)
+
+    # Same bytes back, but a new modification time: the size alone would not tell.
+    Image.fromarray(train_pixels["bird", 1]).save(train / "bird" / "001.png")
+    os.utime(train / "bird" / "001.png", ns=(0, 12345))
+    assert torch.equal(_train_images(root).images, first.images)
+    keys.add(cache_path(train, list_image_folder(train)[0]).name)
+
+    Image.fromarray(edited).save(train / "cat" / "100.png")
+    added = _train_images(root)
+    assert len(added) == 31 and added.labels.tolist().count(CIFAR10_CLASSES.index("cat")) == 4
+    keys.add(cache_path(train, list_image_folder(train)[0]).name)
+
+    (train / "cat" / "100.png").unlink()
+    (train / "dog" / "000.png").rename(train / "deer" / "999.png")
+    moved = _train_images(root)
+    deer, dog = CIFAR10_CLASSES.index("deer"), CIFAR10_CLASSES.index("dog")
+    assert moved.labels.tolist().count(deer) == 4 and moved.labels.tolist().count(dog) == 2
+    assert torch.equal(moved.images[moved.labels == deer][-1], first.images[3 * dog])
+    keys.add(cache_path(train, list_image_folder(train)[0]).name)
+    assert len(keys) == 5
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not a cache"])
+def test_an_unusable_cache_is_rebuilt_with_a_one_line_notice(fake_cifar, capsys, damage):
+    root, _, _ = fake_cifar
+    first = _train_images(root)
+    cache = cache_path(root / "cifar10" / "train", list_image_folder(root / "cifar10" / "train")[0])
+    if damage == "truncated":
+        cache.write_bytes(cache.read_bytes()[:1000])
+    else:
+        torch.save({"weights": torch.zeros(2)}, cache)
+    capsys.readouterr()
+    again = _train_images(root)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ignoring the decoded-image cache and decoding the images again:")
+    assert str(cache) in lines[0]
+    assert torch.equal(again.images, first.images) and torch.equal(again.labels, first.labels)
+    assert torch.equal(_train_images(root).images, first.images) and capsys.readouterr().out == ""  # rewritten
+
+
+def test_hidden_folders_are_not_classes(fake_cifar):
+    # Before: an empty .ipynb_checkpoints became class 0 and shifted every label by one.
+    root, _, _ = fake_cifar
+    for split in ("train", "test"):
+        (root / "cifar10" / split / ".ipynb_checkpoints").mkdir()
+    train, test, _ = load_cifar10(root)
+    assert train.classes == test.classes == CIFAR10_CLASSES
+    assert train.labels.tolist() == [k for k in range(10) for _ in range(3)]
+
+
+def test_a_class_missing_from_the_test_split_is_an_error_before_decoding(fake_cifar, monkeypatch):
+    # Before: a missing test/airplane shifted every test label by one, and training went on.
+    root, _, _ = fake_cifar
+    shutil.rmtree(root / "cifar10" / "test" / "airplane")
+    monkeypatch.setattr(data, "decode_images", lambda *a, **k: pytest.fail("decoded before checking the classes"))
+    with pytest.raises(ValueError) as error:
+        build_data("cifar10", root=root, input_size=32)
+    assert str(error.value) == (f"{root / 'cifar10' / 'train'} and {root / 'cifar10' / 'test'} must hold the same "
+                                f"class folders; missing from {root / 'cifar10' / 'test'}: airplane")
+
+
+def test_an_extra_test_class_is_an_error(fake_cifar):
+    # Before: the extra class's labels had no output unit, and the first validation crashed after a whole epoch.
+    root, _, _ = fake_cifar
+    write_tree(root / "cifar10" / "test", ["zebra"], per_class=1)
+    with pytest.raises(ValueError, match=rf"not in {root / 'cifar10' / 'train'}: zebra$"):
+        build_data("cifar10", root=root, input_size=32)
+
+
+def test_an_empty_class_folder_is_an_error_naming_it(fake_cifar):
+    root, _, _ = fake_cifar
+    for image in (root / "cifar10" / "test" / "frog").iterdir():
+        image.unlink()
+    with pytest.raises(ValueError, match=rf"class folders without images .*: {root / 'cifar10' / 'test' / 'frog'}$"):
+        build_data("cifar10", root=root, input_size=32)
+
+
+def test_streamed_image_folders_check_their_classes_too(tmp_path):
+    write_tree(tmp_path / "train", ["cats", "dogs"], per_class=2, side=40)
+    write_tree(tmp_path / "val", ["cats"], per_class=2, side=40, seed=2)
+    (tmp_path / "train" / ".ipynb_checkpoints").mkdir()
+    with pytest.raises(ValueError, match=rf"missing from {tmp_path / 'val'}: dogs$"):
+        build_data("imagefolder", root=tmp_path, input_size=227)
+    (tmp_path / "val" / "dogs").mkdir()
+    with pytest.raises(ValueError, match=rf"class folders without images .*: {tmp_path / 'val' / 'dogs'}$"):
+        build_data("imagefolder", root=tmp_path, input_size=227)
+    (tmp_path / "val" / "dogs" / "000.png").write_bytes(b"")
+    bundle = build_data("imagefolder", root=tmp_path, input_size=227, batch_size=4)
+    assert bundle.classes == ["cats", "dogs"]
+    with pytest.raises(ValueError, match=rf"^image {tmp_path / 'val' / 'dogs' / '000.png'} cannot be decoded: the file is empty"):
+        list(bundle.val)
+
+
+@pytest.mark.parametrize("pool", [False, True], ids=["in process", "process pool"])
+@pytest.mark.parametrize("damage", ["empty", "truncated"])
+def test_an_image_that_does_not_decode_is_an_error_naming_it(fake_cifar, monkeypatch, pool, damage):
+    # Before: a traceback from inside PIL (through the pool's machinery) that did not always name the file.
+    root, _, _ = fake_cifar
+    bad = root / "cifar10" / "train" / "ship" / "002.png"
+    bad.write_bytes(b"" if damage == "empty" else bad.read_bytes()[:200])
+    if pool:
+        monkeypatch.setattr(data, "POOL_MIN_FILES", 1)
+        monkeypatch.setattr(data.os, "cpu_count", lambda: 2)
+    problem = "the file is empty (0 bytes)" if damage == "empty" else "OSError: image file is truncated"
+    with pytest.raises(ValueError) as error:
+        load_cifar10(root)
+    assert str(error.value).startswith(f"image {bad} cannot be decoded: {problem}")
 
 
 def test_a_root_holding_train_and_test_directly_works(fake_cifar):

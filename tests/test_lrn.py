@@ -109,6 +109,31 @@ def test_bad_input():
         local_response_norm(torch.ones(1, 3, 2, 2, dtype=torch.int64))
 
 
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"size": 0, "convention": "cuda-convnet"}, "size must be a positive integer, got 0"),
+        ({"groups": 0}, "groups must be a positive integer, got 0"),
+        ({"alpha": -1.0}, "alpha must be >= 0, got -1.0"),
+        ({"k": 0.0}, "k must be > 0, got 0.0"),
+        ({"k": -2.0}, "k must be > 0, got -2.0"),
+        ({"beta": float("nan")}, "beta must be a finite number"),
+    ],
+)
+def test_bad_parameters_are_refused_up_front(options, message):
+    # Before: size 0 and groups 0 divided by zero, and a negative alpha or k <= 0 gave NaN without a word.
+    with pytest.raises(ValueError, match=message):
+        LocalResponseNorm(**options)
+    if "groups" not in options:
+        with pytest.raises(ValueError, match=message):
+            local_response_norm(torch.randn(1, 8, 2, 2), **options)
+
+
+def test_the_bounds_themselves_are_allowed():
+    x = torch.randn(1, 8, 2, 2)
+    assert torch.equal(LocalResponseNorm(size=1, alpha=0.0, k=1.0)(x), x)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu():
     x = torch.randn(2, 16, 5, 5)

@@ -102,6 +102,8 @@ def test_bad_arguments():
         AlexNet(groups=3)
     with pytest.raises(ValueError, match="too small"):
         AlexNet(input_size=40)
+    with pytest.raises(ValueError, match="num_classes must be a positive integer, got 0"):
+        AlexNet(num_classes=0)
 
 
 def test_dropout_only_in_training():
