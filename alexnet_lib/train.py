@@ -541,7 +541,17 @@ class Trainer:
         self.network.train()
         self.data.set_epoch(epoch)
         total = len(self.data.train)
-        batches = iter(self.data.train)
+        # tqdm.auto's bar calls iter() on the loader when it is made and again when iterated: two
+        # iterators, each drawing the loader's base seed from the global generator.  Every recorded
+        # run trained so (its dropout masks follow those draws), so the bar wraps the loader itself.
+        bar = tqdm(
+            self.data.train,
+            total=total,
+            desc=f"epoch {epoch}/{self.config.epochs}",
+            leave=False,
+            disable=not (self.main and self.config.progress),
+        )
+        batches = iter(bar)
         sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss * n, wrong, n
         self.loss_curve, done, seconds_before = [], 0, 0.0
         position, self._position = self._position, None
@@ -560,15 +570,7 @@ class Trainer:
         window = torch.zeros((), dtype=torch.float64, device=self.device)
         window_batches = 0
         start = time.perf_counter()
-        bar = tqdm(
-            batches,
-            total=total,
-            initial=done,
-            desc=f"epoch {epoch}/{self.config.epochs}",
-            leave=False,
-            disable=not (self.main and self.config.progress),
-        )
-        for batch, (images, labels) in enumerate(bar, start=done + 1):
+        for batch, (images, labels) in enumerate(batches, start=done + 1):
             images = images.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)
             x = self.train_transform(images)
