@@ -63,7 +63,7 @@ TIMING_KEYS = ("seconds", "images_per_second")
 # Options that may change between a run and its resumption without changing its numbers.
 RESUMABLE_CHANGES = (
     "epochs", "resume", "device", "amp", "compile", "workers", "output_dir", "data_root", "download", "log_every",
-    "progress",
+    "progress", "fallback",
 )
 
 
@@ -79,6 +79,7 @@ class TrainConfig:
     dataset: str = "cifar10"
     data_root: str | None = None
     download: bool = False
+    fallback: bool = False
     epochs: int = 90
     batch_size: int = 128
     lr: float | None = None
@@ -225,6 +226,7 @@ class Trainer:
             limit=config.limit,
             val_limit=config.val_limit,
             download=config.download,
+            fallback=config.fallback,
             augment=config.augment,
             seed=config.seed,
             rank=self.rank,
