@@ -1,6 +1,8 @@
-"""Command line: ``python -m alexnet_lib train|evaluate|experiment ...``.
+"""Command line: ``python -m alexnet_lib train|evaluate|experiment|data ...``.
 
-Data comes from ``--data-root`` or the environment variable ALEXNET_DATA (see data.py).
+Data comes from ``--data-root``, else the environment variable ALEXNET_DATA, else the default data
+folder (``data/`` in a checkout; see data.py).  ``python -m alexnet_lib data`` downloads CIFAR-10
+there once when it is missing.
 Every training run writes config.json, run.json, history.json and checkpoint.pt into
 ``--output-dir`` (default runs/<model>-<dataset>); ``--resume`` continues from there.
 
@@ -35,7 +37,7 @@ import sys
 from . import distributed
 from .artifacts import export_artifacts
 from .checkpoint import CheckpointError, load_checkpoint
-from .data import DATASETS, build_data
+from .data import DATA_ENV, DATASETS, build_data, fetch_cifar10
 from .evaluate import evaluate
 from .experiments import EXPERIMENTS, run_experiment
 from .runtime import pick_device
@@ -47,6 +49,9 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+DATA_ROOT_HELP = f"data root directory (default: ${DATA_ENV}, else data/ in a checkout, else ~/.cache/alexnet_lib/data)"
 
 
 def _positive_int(text: str) -> int:
@@ -80,8 +85,10 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
 
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", choices=DATASETS, default=d.dataset)
-    data.add_argument("--data-root", default=None, help="data root directory (default: $ALEXNET_DATA)")
+    data.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     data.add_argument("--download", action=bool_flag, default=d.download, help="let torchvision download CIFAR-10")
+    data.add_argument("--fallback", action=bool_flag, default=d.fallback,
+                      help="a demo: train on scikit-learn's digits when the dataset is missing (default: an error)")
     data.add_argument("--limit", type=_positive_int, default=None, help="train on this many images only")
     data.add_argument("--val-limit", type=_positive_int, default=None,
                       help="validate (with --holdout: test) on this many images only")
@@ -135,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(commands.add_parser("train", help="train a network", description="Train a network."))
     ev = commands.add_parser("evaluate", help="error rates of a checkpoint", description="Evaluate a checkpoint.")
     ev.add_argument("checkpoint", help="checkpoint.pt written by train")
-    ev.add_argument("--data-root", default=None, help="data root directory (default: $ALEXNET_DATA)")
+    ev.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     ev.add_argument("--dataset", choices=DATASETS, default=None, help="default: the one it was trained on")
     ev.add_argument("--batch-size", type=_positive_int, default=128)
     ev.add_argument("--val-limit", type=_positive_int, default=None, help="evaluate on this many images only")
@@ -156,11 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--output", default=None, help="the results file (default results/NAME.json)")
     ex.add_argument("--epochs", type=_positive_int, default=None, help="epochs of the main runs (default: CPU budget)")
     ex.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds of the main runs")
-    ex.add_argument("--data-root", default=None, help="data root directory (default: $ALEXNET_DATA)")
+    ex.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     ex.add_argument("--device", default=None)
     ex.add_argument("--runs-dir", default=None,
                     help="where the runs' checkpoints go, out of git (default: $ALEXNET_RUNS, else runs/)")
     ex.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bars")
+    da = commands.add_parser("data", help="CIFAR-10 under the data root, downloaded once when missing",
+                             description="Find CIFAR-10 under the data root; when it is missing, download it there "
+                             "once with torchvision (MD5-checked). ALEXNET_OFFLINE=1 forbids the download.")
+    da.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     return parser
 
 
@@ -261,12 +272,19 @@ def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def _data(args: argparse.Namespace) -> int:
+    kind, where = fetch_cifar10(args.data_root)
+    layout = "image folders" if kind == "folder" else "torchvision's format"
+    print(f"CIFAR-10 is ready in {where} ({layout})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     commands = {"train": _train, "evaluate": _evaluate, "artifacts": _artifacts,
-                "experiment": lambda a: _experiment(a, argv)}
+                "experiment": lambda a: _experiment(a, argv), "data": _data}
     run = commands[args.command]
     try:
         return run(args)

@@ -5,17 +5,29 @@
 Small datasets (CIFAR-10, the digits) live in memory as one uint8 tensor and are served by
 indexing it with a slice of a permutation; no per-image Python work.
 
-Where the data is found: an explicit ``root`` argument, else the directory in the environment
-variable ``ALEXNET_DATA``.  Nothing is downloaded unless ``download=True``.
+Where the data is found (:func:`resolve_data_root`): an explicit ``root`` argument, else the
+directory in the environment variable ``ALEXNET_DATA``, else the default data folder: ``data/`` at
+the root of the checkout this package runs from (gitignored), or ``~/.cache/alexnet_lib/data`` when
+the package is installed elsewhere (``pip install``, Colab).  ``python -m alexnet_lib data`` and
+``download=True`` fetch CIFAR-10 into the data root once, through torchvision's downloader, which
+checks the archive's and every file's MD5; ``ALEXNET_OFFLINE=1`` forbids downloading.
+
+Missing data is an error (FileNotFoundError naming the data root and how to get the data), except
+with ``fallback=True``, where one line says so and scikit-learn's handwritten digits stand in: the
+notebooks' demos on a machine without the data.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing
 import os
 import pathlib
 import pickle
+import shlex
+import shutil
+import socket
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +44,10 @@ from .augment import PCA_SCALINGS, PCA_STD, BatchTransform, ColourPCA, ResizeCen
 from .checkpoint import CheckpointError, load_tensors
 
 DATA_ENV = "ALEXNET_DATA"
+# Set to anything non-empty: never download (CI's check of the offline path, machines without a network).
+OFFLINE_ENV = "ALEXNET_OFFLINE"
+# Seconds a download may wait for the network before it gives up (torchvision sets no timeout).
+DOWNLOAD_TIMEOUT = 30
 DATASETS = ("cifar10", "digits", "imagefolder")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".gif", ".tif", ".tiff", ".webp")
 DIGITS_SOURCE = "scikit-learn digits (offline fallback)"
@@ -44,12 +60,20 @@ FOLDER_STATS_IMAGES = 2000
 POOL_MIN_FILES = 2000
 
 
-def resolve_data_root(root: str | os.PathLike | None = None) -> pathlib.Path | None:
-    """The data root: ``root`` if given, else ``$ALEXNET_DATA`` if set, else None."""
+def resolve_data_root(root: str | os.PathLike | None = None) -> pathlib.Path:
+    """The data root: ``root`` if given, else ``$ALEXNET_DATA`` if set, else :func:`default_data_root`."""
     if root is not None and str(root) != "":
         return pathlib.Path(root).expanduser()
     from_env = os.environ.get(DATA_ENV)
-    return pathlib.Path(from_env).expanduser() if from_env else None
+    return pathlib.Path(from_env).expanduser() if from_env else default_data_root()
+
+
+def default_data_root() -> pathlib.Path:
+    """``data/`` of the checkout this package runs from, else ``data/`` in the user cache (an installed package)."""
+    checkout = pathlib.Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file():
+        return checkout / "data"
+    return user_cache_dir() / "data"
 
 
 @dataclass
@@ -219,17 +243,7 @@ def load_cifar10(
 
     Raises FileNotFoundError (with a one-line message) when the data is neither found nor downloaded.
     """
-    data_root = resolve_data_root(root)
-    if data_root is None:
-        raise FileNotFoundError(f"CIFAR-10 not found: no root given and {DATA_ENV} is not set")
-    found = find_cifar10(data_root)
-    if found is None and download:
-        found = _download_cifar10(data_root)
-    if found is None:
-        raise FileNotFoundError(
-            f"CIFAR-10 not found under {data_root} (looked for cifar10/train, train/ and cifar-10-batches-py)"
-        )
-    kind, where = found
+    kind, where = fetch_cifar10(root) if download else _found_cifar10(resolve_data_root(root))
     if kind == "folder":
         check_same_classes(where / "train", where / "test")
         train = load_image_folder_tensors(where / "train", limit=limit)
@@ -241,15 +255,94 @@ def load_cifar10(
     return train, test, f"CIFAR-10 in torchvision's format in {where / 'cifar-10-batches-py'}"
 
 
-def _download_cifar10(root: pathlib.Path) -> tuple[str, pathlib.Path]:
+def _found_cifar10(root: pathlib.Path) -> tuple[str, pathlib.Path]:
+    found = find_cifar10(root)
+    if found is None:
+        raise FileNotFoundError(
+            f"CIFAR-10 not found under {root} (looked for cifar10/train, train/ and cifar-10-batches-py); "
+            f"get it with `python -m alexnet_lib data --data-root {shlex.quote(str(root))}`, "
+            f"or set {DATA_ENV} (--data-root) to a folder that holds it"
+        )
+    return found
+
+
+def fetch_cifar10(root: str | os.PathLike | None = None) -> tuple[str, pathlib.Path]:
+    """CIFAR-10 under the data root as :func:`find_cifar10` names it, downloaded there first when missing.
+
+    torchvision's downloader checks the MD5 of the archive and of every file it holds; they are
+    unpacked into a hidden folder of the data root and moved into place only when all of them check
+    out, so a failed or interrupted download never leaves anything that looks like CIFAR-10.
+    Raises FileNotFoundError (one line: the data root and why) when the data can't be had.
+    """
     from torchvision.datasets import CIFAR10
 
+    data_root = resolve_data_root(root)
+    found = find_cifar10(data_root)
+    if found is not None:
+        return found
+    if os.environ.get(OFFLINE_ENV):
+        raise FileNotFoundError(f"CIFAR-10 not found under {data_root}, and {OFFLINE_ENV} forbids downloading it")
+    staging = data_root / f".cifar10-download-{os.getpid()}"
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        CIFAR10(str(root), train=True, download=True)
+        staging.mkdir(parents=True)
+        with _socket_timeout(DOWNLOAD_TIMEOUT):
+            CIFAR10(str(staging), train=False, download=True)
+        os.replace(staging / CIFAR10.base_folder, data_root / CIFAR10.base_folder)
     except (OSError, RuntimeError) as error:
-        raise FileNotFoundError(f"CIFAR-10 download into {root} failed ({type(error).__name__}: {error})") from error
-    return "torchvision", root
+        raise FileNotFoundError(
+            f"CIFAR-10 not found under {data_root}, and downloading it failed ({type(error).__name__}: {error})"
+        ) from error
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return "torchvision", data_root
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float) -> Iterator[None]:
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+class _UnsafePickle(pickle.UnpicklingError):
+    """A pickle asked for something a CIFAR-10 batch never holds."""
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, strings, numbers and numpy arrays, and refuses every other global.
+
+    The batches were written by Python 2's cPickle with numpy 1 (``numpy.core``); numpy 2 names the
+    same function ``numpy._core.multiarray._reconstruct``.  Plain ``pickle.load`` would call whatever
+    a file in the data folder names, ``os.system`` included.
+    """
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise _UnsafePickle(f"it asks for {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _unpickle_cifar(path: pathlib.Path) -> dict:
+    with open(path, "rb") as handle:
+        try:
+            batch = _CifarUnpickler(handle, encoding="latin1").load()
+        except _UnsafePickle as refused:
+            raise ValueError(
+                f"{path} refused as unsafe: a CIFAR-10 batch holds only arrays, lists and strings, but {refused}"
+            ) from None
+    if not isinstance(batch, dict):
+        raise KeyError(f"{path.name} holds a {type(batch).__name__}, not a dict")
+    return batch
 
 
 def _read_cifar10_batches(folder: pathlib.Path, train: bool) -> ImageTensors:
@@ -258,13 +351,11 @@ def _read_cifar10_batches(folder: pathlib.Path, train: bool) -> ImageTensors:
     images, labels = [], []
     try:
         for name in names:
-            with open(folder / name, "rb") as handle:
-                batch = pickle.load(handle, encoding="latin1")
+            batch = _unpickle_cifar(folder / name)
             images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
             labels += batch["labels"]
-        with open(folder / "batches.meta", "rb") as handle:
-            classes = list(pickle.load(handle, encoding="latin1")["label_names"])
-    except (OSError, KeyError, pickle.UnpicklingError) as error:
+        classes = list(_unpickle_cifar(folder / "batches.meta")["label_names"])
+    except (OSError, KeyError, EOFError, pickle.UnpicklingError) as error:
         problem = f"{type(error).__name__}: {error}"
         raise FileNotFoundError(f"CIFAR-10 in {folder} is incomplete or damaged ({problem})") from error
     return ImageTensors(torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.int64), classes)
@@ -483,7 +574,10 @@ def _imagefolder_splits(
 ) -> tuple[Dataset, Dataset, list[str]]:
     for split in ("train", "val"):
         if not (root / split).is_dir():
-            raise FileNotFoundError(f"image folder dataset needs {root / split} with one folder per class")
+            raise FileNotFoundError(
+                f"image folder dataset needs {root / split} with one folder per class; "
+                f"set {DATA_ENV} (--data-root) to a folder holding train/<class>/ and val/<class>/"
+            )
     check_same_classes(root / "train", root / "val")
     train, val = ClassFolders(root / "train"), ClassFolders(root / "val")
     train_limited = Subset(train, stratified_indices(torch.tensor(train.targets), limit).tolist())
@@ -516,9 +610,9 @@ def _transforms(
     return train, BatchTransform(mean, input_size, augment=False)
 
 
-def _fallback_notice(reason: str, hint: str) -> None:
-    """The one line that says the data is missing, what to do about it, and what is used instead."""
-    print(f"{reason}. {hint} Using {DIGITS_SOURCE} instead.")
+def _fallback_notice(missing: FileNotFoundError) -> None:
+    """The one line that says the data is missing, how to get it, and what is used instead."""
+    print(f"{missing}. Using {DIGITS_SOURCE} instead (fallback=True).")
 
 
 def build_data(
@@ -531,6 +625,7 @@ def build_data(
     val_limit: int | None = None,
     holdout: int = 0,
     download: bool = False,
+    fallback: bool = False,
     augment: bool = True,
     seed: int = 0,
     rank: int = 0,
@@ -542,13 +637,15 @@ def build_data(
 ) -> DataBundle:
     """Loaders and device transforms for ``dataset`` ("cifar10", "digits" or "imagefolder").
 
-    When CIFAR-10 or the image folder is missing (and no download is allowed or possible), one
-    line says so and the digits are used.  ``limit``/``val_limit`` keep a class-balanced, fixed
-    subset of that many images.  ``holdout`` > 0 sets that many of the (limited) training images aside,
-    class-balanced, as the validation set; the test set (``val_limit`` of it) is then the bundle's
-    ``test``.  ``workers`` loader processes decode image folders (in-memory
-    data needs none).  ``pca_scaling`` picks the colour noise of training batches
-    ("cuda-convnet", "fb.resnet.torch", or None for none); see :func:`~alexnet_lib.augment.pca_colour_offsets`.
+    The data comes from :func:`resolve_data_root`; ``download=True`` fetches CIFAR-10 there when it
+    is missing.  Missing data raises FileNotFoundError naming the data root, unless ``fallback=True``:
+    then one line says so and the digits are used (the notebooks' demos).  ``limit``/``val_limit``
+    keep a class-balanced, fixed subset of that many images.  ``holdout`` > 0 sets that many of the
+    (limited) training images aside, class-balanced, as the validation set; the test set
+    (``val_limit`` of it) is then the bundle's ``test``.  ``workers`` loader processes decode image
+    folders (in-memory data needs none).  ``pca_scaling`` picks the colour noise of training
+    batches ("cuda-convnet", "fb.resnet.torch", or None for none); see
+    :func:`~alexnet_lib.augment.pca_colour_offsets`.
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
@@ -574,12 +671,11 @@ def build_data(
     if dataset == "imagefolder":
         data_root = resolve_data_root(root)
         try:
-            if data_root is None:
-                raise FileNotFoundError(f"image folder dataset: no root given and {DATA_ENV} is not set")
             train_set, val_set, classes = _imagefolder_splits(data_root, limit, val_limit)
         except FileNotFoundError as missing:
-            hint = f"Set {DATA_ENV} or root= to a folder holding train/<class>/ and val/<class>/."
-            _fallback_notice(str(missing), hint)
+            if not fallback:
+                raise
+            _fallback_notice(missing)
         else:
             source = f"image folders in {data_root}"
             return _streamed_bundle(train_set, val_set, classes, source, workers=workers, **options)
@@ -587,8 +683,9 @@ def build_data(
         try:
             train, val, source = load_cifar10(root, download=download, limit=limit, val_limit=val_limit)
         except FileNotFoundError as missing:
-            hint = f"Set {DATA_ENV} or root= to a folder holding cifar10/train and cifar10/test, or pass download=True."
-            _fallback_notice(str(missing), hint)
+            if not fallback:
+                raise
+            _fallback_notice(missing)
         else:
             return _in_memory_bundle("cifar10", source, *_validation(train, val, holdout), **options)
     train, val = load_digits_split(limit, val_limit)

@@ -42,8 +42,10 @@ LN10 = math.log(10)
 RUNS_ENV = "ALEXNET_RUNS"
 CIFAR10_TRAIN_IMAGES = 50_000
 # Settings that say where and how a run executes, not what it computes.
-EXECUTION_FIELDS = ("data_root", "download", "device", "progress", "workers", "output_dir", "resume", "amp", "compile",
-                    "checkpoint_minutes", "overwrite")
+EXECUTION_FIELDS = (
+    "data_root", "download", "fallback", "device", "progress", "workers", "output_dir", "resume", "amp", "compile",
+    "checkpoint_minutes", "overwrite",
+)
 PREPROCESSING = (
     "CIFAR-10 as stored (50,000 training and 10,000 test images, the test set used for validation); "
     "the mean training image subtracted from every image (section 2), no other normalisation; training "

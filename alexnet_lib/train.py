@@ -74,7 +74,7 @@ TIMING_KEYS = ("seconds", "images_per_second")
 # resumption may lower the rate, which is how a diverged run follows the advice it printed.
 RESUMABLE_CHANGES = (
     "epochs", "resume", "device", "amp", "compile", "workers", "output_dir", "data_root", "download", "log_every",
-    "progress", "checkpoint_minutes", "overwrite", "lr",
+    "progress", "checkpoint_minutes", "overwrite", "lr", "fallback",
 )
 LOCK_NAME = "run.lock"
 
@@ -91,6 +91,7 @@ class TrainConfig:
     dataset: str = "cifar10"
     data_root: str | None = None
     download: bool = False
+    fallback: bool = False
     epochs: int = 90
     batch_size: int = 128
     lr: float | None = None
@@ -254,6 +255,7 @@ class Trainer:
             val_limit=config.val_limit,
             holdout=config.holdout,
             download=config.download,
+            fallback=config.fallback,
             augment=config.augment,
             seed=config.seed,
             rank=self.rank,

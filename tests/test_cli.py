@@ -8,8 +8,11 @@ import sys
 import pytest
 import torch
 
+from test_data import write_cifar_batches
+
 from alexnet_lib import cli
 from alexnet_lib.cli import build_parser, config_from_args, main
+from alexnet_lib.data import DATA_ENV, OFFLINE_ENV
 from alexnet_lib.train import TrainConfig
 
 TINY = ["--model", "cifar-net", "--dataset", "digits", "--limit", "64", "--val-limit", "20", "--epochs", "1",
@@ -45,6 +48,7 @@ def test_to_argv_round_trips():
         model="cifar-net", dataset="digits", data_root="/data", epochs=7, batch_size=32, lr=0.02, weight_decay=0.0,
         optimizer="sgd", seed=3, output_dir="runs/x", device="cpu", amp=False, compile=True, limit=100,
         val_limit=50, augment=False, init="kaiming", dropout=0.25, lrn=True, activation="tanh", overlap=False,
+        fallback=True,
     )
     parsed = config_from_args(build_parser().parse_args(["train", *config.to_argv()]))
     assert parsed == config
@@ -102,7 +106,8 @@ def test_experiment_without_cifar10_says_so(tmp_path, capsys):
     argv = ["experiment", "pooling", "--data-root", str(tmp_path), "--output", str(tmp_path / "pooling.json"),
             "--no-progress"]
     assert main(argv) == 1
-    assert "experiments need real CIFAR-10" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: CIFAR-10 not found under {tmp_path}")
 
 
 @pytest.mark.parametrize("device, message", [
@@ -145,3 +150,35 @@ def test_an_output_dir_that_cannot_be_written_is_one_line(tmp_path, capsys, monk
     assert main(["train", *TINY, "--output-dir", str(locked / "run")]) == 1
     err = capsys.readouterr().err
     assert err.strip() == f"error: --output-dir {locked / 'run'} cannot be written: {locked} is not writable"
+
+
+def test_data_step_finds_cifar10_or_says_in_one_line_why_not(tmp_path, monkeypatch, capsys):
+    write_cifar_batches(tmp_path / "here" / "cifar-10-batches-py")
+    assert main(["data", "--data-root", str(tmp_path / "here")]) == 0
+    assert capsys.readouterr().out == f"CIFAR-10 is ready in {tmp_path / 'here'} (torchvision's format)\n"
+    monkeypatch.setenv(OFFLINE_ENV, "1")
+    assert main(["data", "--data-root", str(tmp_path / "empty")]) == 1
+    err = capsys.readouterr().err
+    assert err == f"error: CIFAR-10 not found under {tmp_path / 'empty'}, and {OFFLINE_ENV} forbids downloading it\n"
+
+
+def test_missing_data_stops_train_resume_and_evaluate_instead_of_using_the_digits(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    data_root, out = tmp_path / "data", tmp_path / "run"
+    write_cifar_batches(data_root / "cifar-10-batches-py")
+    tiny_cifar = [*TINY[:2], "--dataset", "cifar10", *TINY[4:], "--output-dir", str(out)]
+    assert main(["train", *tiny_cifar, "--data-root", str(data_root)]) == 0
+    history = (out / "history.json").read_text()
+    capsys.readouterr()
+    gone = tmp_path / "moved"
+    for argv in (["train", *tiny_cifar, "--epochs", "2", "--resume", "--data-root", str(gone)],
+                 ["evaluate", str(out / "checkpoint.pt"), "--data-root", str(gone)],
+                 ["train", *tiny_cifar, "--output-dir", str(tmp_path / "new"), "--data-root", str(gone)]):
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"error: CIFAR-10 not found under {gone}"), argv
+    assert (out / "history.json").read_text() == history
+    # Only a demo that asks for it trains on the digits instead.
+    assert main(["train", *tiny_cifar, "--output-dir", str(tmp_path / "demo"), "--data-root", str(gone),
+                 "--fallback"]) == 0
+    assert "Using scikit-learn digits" in capsys.readouterr().out

@@ -1,9 +1,17 @@
-"""Finding, loading, caching and batching the data (alexnet_lib.data)."""
+"""Finding, downloading, loading, caching and batching the data (alexnet_lib.data)."""
 
+import hashlib
+import http.server
+import io
 import os
+import pathlib
 import pickle
+import pickletools
 import shutil
+import tarfile
+import threading
 import urllib.error
+from functools import partial
 
 import numpy as np
 import pytest
@@ -14,10 +22,12 @@ from alexnet_lib import data
 from alexnet_lib.data import (
     DATA_ENV,
     DIGITS_SOURCE,
+    OFFLINE_ENV,
     DataBundle,
     ImageTensors,
     build_data,
     cache_path,
+    default_data_root,
     find_cifar10,
     list_image_folder,
     load_cifar10,
@@ -42,6 +52,39 @@ def write_tree(split_dir, classes, per_class, side=32, seed=0, suffix=".png"):
     return written
 
 
+def cifar_batch_pickle(batch):
+    """``batch`` pickled as CIFAR-10's python files are: Python 2's cPickle (protocol 2) and numpy 1.
+
+    Arrays are written as ``numpy.core.multiarray._reconstruct(numpy.ndarray, (0,), 'b')`` with
+    their bytes as a Latin-1 string, which is what those files hold and what the loader admits.
+    """
+
+    class Py2Pickler(pickle.Pickler):
+        def reducer_override(self, obj):
+            if isinstance(obj, np.ndarray):
+                state = (1, obj.shape, obj.dtype, False, obj.tobytes().decode("latin1"))
+                return np.ndarray.__reduce__(obj)[0], (np.ndarray, (0,), "b"), state
+            return NotImplemented
+
+    buffer = io.BytesIO()
+    Py2Pickler(buffer, protocol=2).dump(batch)
+    # numpy 2 names the module numpy._core; the files (and Python 2's numpy) say numpy.core.
+    return buffer.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+
+
+def write_cifar_batches(folder, images_per_batch=4, seed=0):
+    """CIFAR-10's python version in miniature: data_batch_1..5, test_batch and batches.meta."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {"batch_label": name, "data": rng.integers(0, 256, (images_per_batch, 3072), dtype=np.uint8),
+                 "labels": [i % 10 for i in range(images_per_batch)],
+                 "filenames": [f"{name}_{i}.png" for i in range(images_per_batch)]}
+        (folder / name).write_bytes(cifar_batch_pickle(batch))
+    meta = {"label_names": CIFAR10_CLASSES, "num_cases_per_batch": images_per_batch, "num_vis": 3072}
+    (folder / "batches.meta").write_bytes(cifar_batch_pickle(meta))
+
+
 @pytest.fixture
 def fake_cifar(tmp_path):
     root = tmp_path / "data"
@@ -55,13 +98,22 @@ def epoch_batches(bundle, epoch):
     return [(images.clone(), labels.clone()) for images, labels in bundle.train]
 
 
-def test_resolve_data_root_prefers_the_argument_then_the_environment(monkeypatch, tmp_path):
+def test_resolve_data_root_prefers_the_argument_then_the_environment_then_the_default(monkeypatch, tmp_path):
     monkeypatch.delenv(DATA_ENV, raising=False)
-    assert resolve_data_root() is None
+    checkout = pathlib.Path(data.__file__).resolve().parents[1]
+    assert resolve_data_root() == default_data_root() == checkout / "data"
     monkeypatch.setenv(DATA_ENV, str(tmp_path / "from_env"))
     assert resolve_data_root() == tmp_path / "from_env"
     assert resolve_data_root(tmp_path / "given") == tmp_path / "given"
     assert resolve_data_root(str(tmp_path / "given")) == tmp_path / "given"
+
+
+def test_an_installed_package_keeps_its_data_in_the_user_cache(monkeypatch, tmp_path):
+    # pip install or Colab: no checkout around the package, so no data/ folder beside it.
+    monkeypatch.setattr(data, "__file__", str(tmp_path / "site-packages" / "alexnet_lib" / "data.py"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    assert resolve_data_root() == tmp_path / "cache" / "alexnet_lib" / "data"
 
 
 def test_digits_bundle_has_the_interface_shapes_and_labels():
@@ -328,40 +380,150 @@ def test_a_root_holding_train_and_test_directly_works(fake_cifar):
 
 def test_cifar10_in_torchvision_format(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), "labels": [0, 1, 2, 9]}
-        (folder / name).write_bytes(pickle.dumps(batch))
-    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": CIFAR10_CLASSES}))
+    write_cifar_batches(folder)
+    named = {arg for op, arg, _ in pickletools.genops((folder / "data_batch_1").read_bytes()) if op.name == "GLOBAL"}
+    assert named == {"numpy.core.multiarray _reconstruct", "numpy ndarray", "numpy dtype"}
     bundle = build_data("cifar10", root=tmp_path, input_size=32)
     assert bundle.classes == CIFAR10_CLASSES and "torchvision" in bundle.source
-    first = pickle.loads((folder / "data_batch_1").read_bytes())["data"][0]
+    first = pickle.loads((folder / "data_batch_1").read_bytes(), encoding="latin1")["data"][0]
     assert torch.equal(bundle.train.dataset.data.images[0].flatten(), torch.from_numpy(first))
     assert len(bundle.train.dataset) == 20 and len(bundle.val.dataset) == 4
 
 
-def test_missing_cifar10_prints_one_line_and_falls_back_to_digits(capsys, monkeypatch, tmp_path):
-    monkeypatch.delenv(DATA_ENV, raising=False)
-    bundle = build_data("cifar10", input_size=8)
+class RunsCode:
+    """Unpickling this runs a shell command: what a planted file in the data folder could do."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+def test_a_batch_file_that_would_run_code_is_refused_as_unsafe(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar_batches(folder)
+    marker = tmp_path / "code-ran"
+    planted = {"data": RunsCode(f"touch {marker}"), "labels": [0]}
+    (folder / "data_batch_3").write_bytes(pickle.dumps(planted, protocol=2))
+    for fallback in (False, True):  # a planted file is never mistaken for missing data
+        with pytest.raises(ValueError, match="refused as unsafe") as refused:
+            build_data("cifar10", root=tmp_path, input_size=32, fallback=fallback)
+        assert str(folder / "data_batch_3") in str(refused.value) and ".system" in str(refused.value)
+    assert not marker.exists()
+    # What the restriction guards against: plain pickle runs the command.
+    pickle.loads((folder / "data_batch_3").read_bytes())
+    assert marker.exists()
+
+
+def test_a_damaged_batch_file_is_named_in_one_line(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar_batches(folder)
+    (folder / "test_batch").write_bytes((folder / "test_batch").read_bytes()[:100])
+    with pytest.raises(FileNotFoundError, match="incomplete or damaged") as damaged:
+        build_data("cifar10", root=tmp_path, input_size=32)
+    assert str(folder) in str(damaged.value) and "\n" not in str(damaged.value)
+
+
+def test_missing_cifar10_is_an_error_that_names_the_root_and_the_data_step(monkeypatch, tmp_path):
+    monkeypatch.setenv(DATA_ENV, str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError) as missing:
+        build_data("cifar10", input_size=8)
+    message = str(missing.value)
+    assert f"CIFAR-10 not found under {tmp_path / 'nowhere'}" in message and "python -m alexnet_lib data" in message
+    assert "\n" not in message
+
+
+def test_with_fallback_missing_cifar10_prints_one_line_and_uses_the_digits(capsys, tmp_path):
+    bundle = build_data("cifar10", root=tmp_path / "nowhere", input_size=8, fallback=True)
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 1 and "CIFAR-10 not found" in lines[0] and DATA_ENV in lines[0] and "digits" in lines[0]
+    assert len(lines) == 1 and str(tmp_path / "nowhere") in lines[0] and "digits" in lines[0]
     assert bundle.name == "digits" and bundle.source == DIGITS_SOURCE
-    build_data("cifar10", root=tmp_path / "nowhere", input_size=8)
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 1 and str(tmp_path / "nowhere") in lines[0]
 
 
-def test_a_failed_download_falls_back_without_a_traceback(capsys, monkeypatch, tmp_path):
+def test_a_failed_download_is_one_line_and_leaves_nothing(capsys, monkeypatch, tmp_path):
     import torchvision.datasets
 
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
-    bundle = build_data("cifar10", root=tmp_path, download=True, input_size=8)
+    with pytest.raises(FileNotFoundError, match="downloading it failed.*no network"):
+        build_data("cifar10", root=tmp_path, download=True, input_size=8)
+    assert list(tmp_path.iterdir()) == []
+    bundle = build_data("cifar10", root=tmp_path, download=True, input_size=8, fallback=True)
     lines = capsys.readouterr().out.strip().splitlines()
-    assert bundle.name == "digits" and len(lines) == 1 and "download" in lines[0] and "no network" in lines[0]
+    assert bundle.name == "digits" and len(lines) == 1 and "no network" in lines[0]
+
+
+def test_offline_means_no_download_is_tried(monkeypatch, tmp_path):
+    import torchvision.datasets
+
+    def download(*args, **kwargs):
+        raise AssertionError(f"{OFFLINE_ENV} is set, yet a download was started")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", download)
+    monkeypatch.setenv(OFFLINE_ENV, "1")
+    with pytest.raises(FileNotFoundError, match=f"{OFFLINE_ENV} forbids downloading"):
+        build_data("cifar10", root=tmp_path, download=True, input_size=8)
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def cifar_archive(tmp_path, monkeypatch):
+    """A small cifar-10-python.tar.gz served from this machine, and torchvision's CIFAR10 pointed at it."""
+    import torchvision.datasets
+
+    served = tmp_path / "served"
+    folder = served / "cifar-10-batches-py"
+    write_cifar_batches(folder, images_per_batch=3)
+    archive = served / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname=folder.name)
+
+    def md5(path):
+        return hashlib.md5(path.read_bytes()).hexdigest()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(served)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("no_proxy", "*")  # straight to the local server, even where a proxy is configured
+    cifar10 = torchvision.datasets.CIFAR10
+    monkeypatch.setattr(cifar10, "url", f"http://127.0.0.1:{server.server_port}/{archive.name}")
+    monkeypatch.setattr(cifar10, "tgz_md5", md5(archive))
+    monkeypatch.setattr(cifar10, "train_list", [[f"data_batch_{i}", md5(folder / f"data_batch_{i}")] for i in range(1, 6)])
+    monkeypatch.setattr(cifar10, "test_list", [["test_batch", md5(folder / "test_batch")]])
+    monkeypatch.setattr(cifar10, "meta", {**cifar10.meta, "md5": md5(folder / "batches.meta")})
+    yield cifar10, folder
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_from_a_local_archive_loads(cifar_archive, tmp_path):
+    _, source = cifar_archive
+    root = tmp_path / "data"
+    bundle = build_data("cifar10", root=root, download=True, input_size=32)
+    assert bundle.name == "cifar10" and len(bundle.train.dataset) == 15 and len(bundle.val.dataset) == 3
+    assert sorted(p.name for p in root.iterdir()) == ["cifar-10-batches-py"]  # no archive, no staging folder
+    assert (root / "cifar-10-batches-py" / "test_batch").read_bytes() == (source / "test_batch").read_bytes()
+    assert find_cifar10(root) == ("torchvision", root)
+
+
+@pytest.mark.parametrize("damaged", ["archive", "file inside"])
+def test_a_download_that_fails_its_checksum_is_refused_and_leaves_nothing(cifar_archive, tmp_path, monkeypatch,
+                                                                          damaged):
+    cifar10, _ = cifar_archive
+    if damaged == "archive":
+        monkeypatch.setattr(cifar10, "tgz_md5", "0" * 32)
+    else:
+        monkeypatch.setattr(cifar10, "test_list", [["test_batch", "0" * 32]])
+    root = tmp_path / "data"
+    with pytest.raises(FileNotFoundError, match="downloading it failed.*corrupted"):
+        build_data("cifar10", root=root, download=True, input_size=32)
+    assert find_cifar10(root) is None and list(root.iterdir()) == []
 
 
 def test_image_folders_get_the_papers_preprocessing(tmp_path):
@@ -375,8 +537,10 @@ def test_image_folders_get_the_papers_preprocessing(tmp_path):
     assert sum(len(y) for _, y in bundle.val) == 4
 
 
-def test_missing_image_folders_fall_back_too(capsys, tmp_path):
-    bundle = build_data("imagefolder", root=tmp_path, input_size=8)
+def test_missing_image_folders_are_an_error_or_with_fallback_one_line(capsys, tmp_path):
+    with pytest.raises(FileNotFoundError, match=f"needs {tmp_path / 'train'} with one folder per class"):
+        build_data("imagefolder", root=tmp_path, input_size=8)
+    bundle = build_data("imagefolder", root=tmp_path, input_size=8, fallback=True)
     line = capsys.readouterr().out.strip()
     assert bundle.name == "digits" and "train" in line and "\n" not in line
 
@@ -394,10 +558,8 @@ def test_sample_photos_are_offline_rgb_arrays():
     assert all(p.dtype == np.uint8 and p.ndim == 3 and p.shape[2] == 3 for _, p in photos)
 
 
+@pytest.mark.cifar10
 def test_real_cifar10_limited_loader():
-    root = resolve_data_root()
-    if root is None or find_cifar10(root) is None:
-        pytest.skip(f"real CIFAR-10 not found: set {DATA_ENV} to a data root holding cifar10/ to run this test")
     bundle = build_data("cifar10", input_size=24, batch_size=50, limit=200, val_limit=100)
     assert bundle.classes == CIFAR10_CLASSES and bundle.source.startswith("CIFAR-10")
     train = bundle.train.dataset.data

@@ -7,7 +7,6 @@ import pathlib
 import matplotlib
 import pytest
 
-from alexnet_lib.data import DATA_ENV, load_cifar10
 from alexnet_lib.experiments import EXPERIMENTS, Recorder, headline, loss_history, reproduce_first_epoch
 from alexnet_lib.plotting import plot_loss_windows, plot_runs
 
@@ -29,13 +28,6 @@ def _results(name):
     path = RESULTS / f"{name}.json"
     assert path.exists(), f"{path.name} is missing: run python -m alexnet_lib experiment {name}"
     return json.loads(path.read_text())
-
-
-def _cifar_or_skip():
-    try:
-        load_cifar10(None, limit=10, val_limit=10)
-    except FileNotFoundError:
-        pytest.skip(f"real CIFAR-10 is not available (set {DATA_ENV})")
 
 
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
@@ -69,33 +61,36 @@ def test_results_file_schema(name):
             assert 0 <= record["train_error"] <= 1 and 0 <= record["val_top1_error"] <= 1, label
 
 
+@pytest.mark.cifar10
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_first_epoch_reproduces(name):
-    _cifar_or_skip()
     runs = _results(name)["runs"]
     label, run = next((label, run) for label, run in runs.items() if run["history"])
     recorded, rerun = reproduce_first_epoch(run, max_batches=FIRST_BATCHES.get(name))
     assert rerun == pytest.approx(recorded, rel=0.01), label
 
 
+@pytest.mark.cifar10
 def test_a_different_seed_does_not_reproduce():
     # The check above can fail: the same run with another seed starts elsewhere.
-    _cifar_or_skip()
     run = _results("blog_plateau")["runs"]["paper lr=0.0001"]
     recorded, _ = reproduce_first_epoch(run, max_batches=8)
     _, other = reproduce_first_epoch({**run, "config": {**run["config"], "seed": run["seed"] + 1}}, max_batches=8)
     assert other != pytest.approx(recorded, rel=0.01)
 
 
-def test_experiments_refuse_the_digits_fallback(tmp_path):
+def test_experiments_refuse_missing_data_and_the_digits_fallback(tmp_path):
     recorder = Recorder("pooling", tmp_path / "pooling.json", data_root=tmp_path, progress=False)
     config = TrainConfig(model="cifar-net", epochs=1, limit=64, val_limit=20, batch_size=16)
-    with pytest.raises(ValueError, match="real CIFAR-10"):
+    with pytest.raises(FileNotFoundError, match=f"CIFAR-10 not found under {tmp_path}"):
         recorder.run("tiny", config)
+    with pytest.raises(ValueError, match="real CIFAR-10"):
+        recorder.run("tiny", TrainConfig(**{**config.to_dict(), "fallback": True}))
+    assert not (tmp_path / "pooling.json").exists()
 
 
+@pytest.mark.cifar10
 def test_recorded_runs_are_kept(tmp_path, capsys):
-    _cifar_or_skip()
     path = tmp_path / "pooling.json"
     config = TrainConfig(model="cifar-net", epochs=1, limit=100, val_limit=50, batch_size=50)
     first = Recorder("pooling", path, progress=False).run("tiny", config)
@@ -105,8 +100,8 @@ def test_recorded_runs_are_kept(tmp_path, capsys):
     assert changed["config"]["lr"] == 0.002 and changed["history"] != first["history"]
 
 
+@pytest.mark.cifar10
 def test_an_interrupted_experiment_continues_mid_run(tmp_path, monkeypatch):
-    _cifar_or_skip()
     config = TrainConfig(model="cifar-net", epochs=2, limit=200, val_limit=50, batch_size=50, log_every=1,
                          checkpoint_minutes=0, holdout=50)
     whole = Recorder("pooling", tmp_path / "whole.json", progress=False, runs_dir=tmp_path / "a").run("tiny", config)
