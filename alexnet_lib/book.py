@@ -1,8 +1,9 @@
-"""Small helpers the book's notebooks share: Markdown tables, glued numbers, recorded results."""
+"""Small helpers the book's notebooks share: Markdown tables, glued numbers, recorded results, checks."""
 
 from __future__ import annotations
 
 import json
+import math
 import pathlib
 
 from IPython.display import display
@@ -44,3 +45,17 @@ def load_results(name: str, start: str | pathlib.Path | None = None) -> dict | N
     folder = results_dir(start)
     path = folder / f"{name}.json" if folder else None
     return json.loads(path.read_text()) if path and path.exists() else None
+
+
+def check_close(numbers: dict[str, tuple[float, float]], *, abs_tol: float = 0.0, rel_tol: float = 0.0) -> None:
+    """Raise AssertionError unless every (measured, stored) pair of ``numbers`` agrees to within the tolerances.
+
+    For the results of training runs, compared with the run stored in the book (the tolerances as
+    in :func:`math.isclose`).  Their printed digits are not compared: another CPU, or another
+    number of threads, adds the same numbers in another order, and a run drifts off in the third or
+    fourth digit.
+    """
+    off = [f"{name} = {measured:.6g}, stored {stored:.6g}" for name, (measured, stored) in numbers.items()
+           if not math.isclose(measured, stored, rel_tol=rel_tol, abs_tol=abs_tol)]
+    if off:
+        raise AssertionError(f"not within abs_tol={abs_tol:g}, rel_tol={rel_tol:g} of the stored run: " + "; ".join(off))

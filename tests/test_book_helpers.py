@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from alexnet_lib.book import load_results, results_dir, show_table
+from alexnet_lib.book import check_close, load_results, results_dir, show_table
 
 
 def test_show_table_displays_markdown(capsys, monkeypatch):
@@ -35,3 +35,12 @@ def test_load_results_finds_the_checkout_folder(tmp_path):
 
 def test_load_results_outside_a_checkout(tmp_path):
     assert results_dir(tmp_path) is None and load_results("lrn", tmp_path) is None
+
+
+def test_check_close_names_every_number_out_of_tolerance():
+    check_close({"loss": (2.1724, 2.1729), "error": (0.50, 0.52)}, abs_tol=0.03)
+    check_close({"gradient norm": (1022.1, 1024.8)}, rel_tol=0.01)
+    with pytest.raises(AssertionError, match=r"^not within abs_tol=0.01.*error = 0.5, stored 0.52$"):
+        check_close({"loss": (2.1724, 2.1729), "error": (0.50, 0.52)}, abs_tol=0.01)
+    with pytest.raises(AssertionError, match="loss = nan"):
+        check_close({"loss": (float("nan"), 2.3)}, abs_tol=1.0)
