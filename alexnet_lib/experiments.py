@@ -33,9 +33,11 @@ import torch
 from torch import nn
 
 from .blog import BlogAlexNet
+from .diagnostics import activity, step_sizes
 from .evaluate import confusion_matrix, evaluate, predictions
 from .provenance import provenance
 from .checkpoint import CHECKPOINT_NAME
+from .data import stratified_indices
 from .train import Trainer, TrainConfig, TrainingDiverged, build_model
 
 LN10 = math.log(10)
@@ -183,7 +185,8 @@ def reproduce_first_epoch(
     """
     config = TrainConfig.from_dict({**run["config"], "epochs": 1, "data_root": data_root, "device": device,
                                     "progress": False})
-    first = run["history"][0] if run["history"] else {"train_loss_curve": run["diverged"]["train_loss_curve"]}
+    first = run["history"][0] if run["history"] else run.get("partial") or {
+        "train_loss_curve": run["diverged"]["train_loss_curve"]}
     trainer = _trainer(config, run["network"])
     if max_batches is None:
         recorded = first["train_loss"]
@@ -203,9 +206,12 @@ def loss_history(run: dict) -> list[dict]:
     A run that diverged ends with the windows of its unfinished epoch, up to where it stopped,
     with the number of windows a whole epoch has.
     """
+    config = run["config"]
+    if run.get("partial"):
+        batches = math.ceil((config["limit"] or CIFAR10_TRAIN_IMAGES - config["holdout"]) / config["batch_size"])
+        return [{**run["partial"], "windows_per_epoch": math.ceil(batches / config["log_every"])}]
     if not run["diverged"]:
         return run["history"]
-    config = run["config"]
     batches = math.ceil((config["limit"] or CIFAR10_TRAIN_IMAGES) / config["batch_size"])
     partial = {
         "epoch": run["diverged"]["epoch"],
@@ -393,6 +399,73 @@ def alexnet_cifar(rec: Recorder, epochs: int, seeds: tuple[int, ...]) -> dict:
     }
 
 
+ALEXNET_LR_RATES, ALEXNET_LR_BATCHES = (0.01, 0.001), 300
+# Held-out training images for validation (the test set stays untouched); every step's layer sizes are
+# kept for the first STEP_DETAIL batches, then with every probe of the held-out batch.
+HOLDOUT, STEP_DETAIL, PROBE_EVERY, PROBE_IMAGES = 5000, 50, 20, 130
+
+
+def alexnet_lr(rec: Recorder, epochs: int, seeds: tuple[int, ...]) -> dict:
+    """Does the paper's lr 0.01 diverge for AlexNet at batch 128 on upsampled CIFAR-10, or silence it?"""
+    summary = {}
+    for lr in ALEXNET_LR_RATES:
+        config = TrainConfig(model="alexnet", lr=lr, epochs=1, holdout=HOLDOUT, diverge_factor=None, log_every=10,
+                             seed=seeds[0])
+        run = _probe_run(rec, f"lr={lr:g}", config, ALEXNET_LR_BATCHES)
+        curve, probes = run["partial"]["train_loss_curve"], run["probes"]
+        tail = curve[-5:]  # the last 50 batches
+        summary[f"lr={lr:g}"] = {
+            "batches": run["partial"]["batches"],
+            "first_window_loss": curve[0],
+            "max_window_loss": max(curve),
+            "last_50_batches_loss": sum(tail) / len(tail),
+            "below_ln10_by_0.1": sum(tail) / len(tail) < LN10 - 0.1,
+            "held_out_loss_end": probes[-1]["loss"],
+            "held_out_error_end": probes[-1]["error"],
+            "dead_fraction_end": probes[-1]["dead_fraction"],
+            "max_dead_fraction": {k: max(p["dead_fraction"][k] for p in probes) for k in probes[0]["dead_fraction"]},
+            "logit_std_end": probes[-1]["logit_std_over_images"],
+        }
+    return summary
+
+
+def _probe_run(rec: Recorder, label: str, config: TrainConfig, batches: int) -> dict:
+    """The first ``batches`` steps of ``config`` with per-layer step sizes and probes of a held-out batch."""
+    config = dataclasses.replace(config, data_root=rec.data_root, device=rec.device, progress=rec.progress)
+    kept = rec.results["runs"].get(label)
+    if kept and (kept["config"], kept["partial"]["batches"]) == (_settings(config), batches):
+        print(f"{label}: kept from {rec.path}")
+        return kept
+    print(f"{label}: training {batches} batches")
+    start = time.perf_counter()
+    trainer = _trainer(config, None)
+    # A class-balanced batch: the held-out images are stored class by class, so the first batch would be one class.
+    held = trainer.data.val.dataset.data
+    index = stratified_indices(held.labels, PROBE_IMAGES)
+    probe = (trainer.eval_transform(held.images[index].to(trainer.device)), held.labels[index].to(trainer.device))
+    steps, probes = [], [{"batch": 0, **activity(trainer.model, *probe)}]
+
+    def watch(batch: int, loss: torch.Tensor) -> None:
+        if batch <= STEP_DETAIL or batch % PROBE_EVERY == 0:
+            steps.append({"batch": batch, "loss": loss.item(), "layers": step_sizes(trainer.model, trainer.optimizer)})
+        if batch % PROBE_EVERY == 0:
+            probes.append({"batch": batch, **activity(trainer.model, *probe)})
+
+    trainer.data = dataclasses.replace(trainer.data, train=_FirstBatches(trainer.data.train, batches))
+    train_loss, train_error, _, seconds = trainer.train_epoch(1, step_hook=watch)
+    run = {
+        "config": _settings(config), "network": None, "seed": config.seed, "stop_at_train_error": None,
+        "history": [], "diverged": None,
+        "partial": {"epoch": 1, "batches": batches, "train_loss": train_loss, "train_error": train_error,
+                    "train_loss_curve": trainer.loss_curve, "images_per_second": batches * config.batch_size / seconds},
+        "steps": steps, "probes": probes, "data": trainer.data.source,
+        "wall_seconds": round(time.perf_counter() - start, 1), "analysis": None,
+    }
+    rec.results["runs"][label] = run
+    rec.save()
+    return run
+
+
 EXPERIMENTS: dict[str, Experiment] = {
     "relu_tanh": Experiment(
         relu_tanh, epochs=15, seeds=(0, 1, 2),
@@ -441,6 +514,19 @@ EXPERIMENTS: dict[str, Experiment] = {
         "four epochs; the loss is logged every 4 batches. Inputs are mean-subtracted 0-255 pixels as in the paper "
         "(the blog fed 0-1 pixels).",
     ),
+    "alexnet_lr": Experiment(
+        alexnet_lr, epochs=1, seeds=(0,),
+        claim="The paper trains AlexNet at a learning rate of 0.01 (section 5); this book's earlier runs used 0.001 "
+        "because one run at batch 32 was stopped as divergent after 8 batches.",
+        paper={"lr": 0.01, "batch_size": 128},
+        setup=f"The one-column paper model at 227, batch 128, momentum 0.9, weight decay 5e-4, the paper's update "
+        f"rule, augmentation on, at lr {' and '.join(f'{lr:g}' for lr in ALEXNET_LR_RATES)}, for the first "
+        f"{ALEXNET_LR_BATCHES} batches of the 45,000 training images left after holding out {HOLDOUT:,} "
+        "(class-balanced) for validation. The divergence guard stops on NaN/inf only. Every step of the first "
+        f"{STEP_DETAIL} (then every {PROBE_EVERY}th) records each layer's gradient norm and update/weight ratio; "
+        f"every {PROBE_EVERY} steps a fixed class-balanced batch of {PROBE_IMAGES} held-out images measures the dead "
+        "units per layer (ReLU input <= 0 everywhere), the spread of the logits over images, the loss and the error.",
+    ),
     "alexnet_cifar": Experiment(
         alexnet_cifar, epochs=6, seeds=(0,),
         claim="AlexNet itself (section 5's recipe) on CIFAR-10 upsampled to 256 with 227 crops.",
@@ -482,6 +568,11 @@ def headline(results: dict) -> str:
         parts = [f"{label}: " + ("diverged" if r["diverged"] else f"loss {r['last_window_loss']:.4f}")
                  + (" (= ln 10)" if r["at_ln10"] else "") for label, r in s.items()]
         return "; ".join(parts)
+    if name == "alexnet_lr":
+        return "; ".join(f"{label}: loss {r['first_window_loss']:.2f} in the first 10 batches, at most "
+                         f"{r['max_window_loss']:.2f}, {r['last_50_batches_loss']:.3f} over batches "
+                         f"{r['batches'] - 49}-{r['batches']} (ln 10 = {LN10:.3f}); held-out error "
+                         f"{r['held_out_error_end']:.1%}" for label, r in s.items())
     if name == "alexnet_cifar":
         text = (f"after {s['epochs']} epochs: test top-1 error {s['final_val_top1_error']:.1%}, top-5 "
                 f"{s['final_val_top5_error']:.1%}, at {s['images_per_second']:.0f} training images/s")
