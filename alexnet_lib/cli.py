@@ -161,8 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Run a named experiment (alexnet_lib/experiments.py).")
     ex.add_argument("name", choices=sorted(EXPERIMENTS))
     ex.add_argument("--output", default=None, help="the results file (default results/NAME.json)")
-    ex.add_argument("--epochs", type=_positive_int, default=None, help="epochs of the main runs (default: CPU budget)")
-    ex.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds of the main runs")
+    ex.add_argument("--epochs", type=_positive_int, default=None,
+                    help="epochs of the main runs (default: CPU budget); runs of other settings than a results "
+                    "file's recorded ones are refused, so give them another --output")
+    ex.add_argument("--seeds", type=int, nargs="+", default=None,
+                    help="seeds of the main runs, added to those the results file records")
     ex.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     ex.add_argument("--device", default=None)
     ex.add_argument("--runs-dir", default=None,

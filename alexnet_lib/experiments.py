@@ -4,17 +4,26 @@
 writes ``results/NAME.json`` after each run:
 
     name, claim (the paper's words), paper (its numbers), setup (what we ran and how it differs),
-    preprocessing, runs, summary (the experiment's numbers), provenance (command, git commit,
-    date, hardware, torch version, seeds, wall time), complete (false while runs remain)
+    preprocessing, runs, summary (the experiment's numbers), provenance (of the latest command
+    that trained a run: command, git commit, date, hardware, torch version, the seeds the summary
+    covers, and the total wall time of the file's runs), complete (false while runs remain)
 
 ``runs`` maps a label to {config (the TrainConfig), network (extra model options), seed,
 stop_at_train_error, history (the trainer's per-epoch records), diverged (null, or where and
 why training stopped), data, wall_seconds, analysis (measurements of the trained network, or
-null)}.  A run already in the file with the same settings is kept, so an interrupted
-experiment continues where it stopped.  :func:`reproduce_first_epoch`
-reruns a recorded run's first epoch, which is what the tests compare.
+null), provenance (the command that trained it, git commit, date, hardware, torch version)}.
+Files written before runs had their own provenance give their file-level one to their runs.
 
-The budgets (epochs, seeds, subsets) fit a 2-core CPU; ``--epochs`` and ``--seeds`` scale them up.
+A results file only ever grows.  A run already in the file with the same settings is kept, so
+an interrupted experiment continues where it stopped and a finished one is not rerun (nor is
+the file rewritten when nothing ran).  A run whose label the file holds with other settings
+(``--epochs 1`` against recorded 10-epoch runs, say) is refused before it trains: such runs
+belong in another file (``--output``).  A file of another experiment is refused too.  Seeds add
+to those the file records: its recorded seeds always run (kept), followed by the new ones.
+:func:`reproduce_first_epoch` reruns a recorded run's first epoch, which is what the tests compare.
+
+The budgets (epochs, seeds, subsets) fit a 2-core CPU; ``--seeds`` adds seeds, and ``--epochs``
+with ``--output`` records runs of another length beside the recorded ones.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import json
 import math
 import os
 import pathlib
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -69,25 +79,38 @@ def _settings(config: TrainConfig) -> dict:
 
 
 class Recorder:
-    """Runs an experiment's trainings and keeps ``results/NAME.json`` up to date after each."""
+    """Runs an experiment's trainings and keeps ``results/NAME.json`` up to date after each (see above)."""
 
     def __init__(self, name: str, path: pathlib.Path, *, data_root=None, device=None, progress=True, command=None,
                  runs_dir: str | os.PathLike | None = None):
         spec = EXPERIMENTS[name]
         self.path, self.data_root, self.device, self.progress = path, data_root, device, progress
         self.command, self.runs_dir = command, pathlib.Path(runs_dir) if runs_dir else None
-        previous = json.loads(path.read_text()) if path.exists() else {}
+        self.recorded = _read_results(path)
+        if self.recorded and self.recorded["name"] != name:
+            raise ValueError(
+                f"{path} holds the results of experiment {self.recorded['name']!r}, not {name!r}; "
+                f"refusing to mix them: write {name} to its own file (--output, default results/{name}.json)"
+            )
+        self.trained = 0
+        self.chosen_seeds: list[int] | None = None
         self.results = {
             "name": name,
             "claim": spec.claim,
             "paper": spec.paper,
             "setup": spec.setup,
             "preprocessing": PREPROCESSING,
-            "runs": previous.get("runs", {}) if previous.get("name") == name else {},
-            "summary": None,
-            "provenance": provenance(command),
-            "complete": False,
+            "runs": self.recorded.get("runs", {}),
+            "summary": self.recorded.get("summary"),
+            "provenance": self.recorded.get("provenance") or provenance(command),
+            "complete": self.recorded.get("complete", False),
         }
+
+    def seeds(self, requested: tuple[int, ...]) -> tuple[int, ...]:
+        """The seeds to run: those the file records (their runs are kept), then the rest of ``requested``."""
+        recorded = self.results["provenance"].get("seeds", []) if self.results["runs"] else []
+        self.chosen_seeds = list(dict.fromkeys([*recorded, *requested]))
+        return tuple(self.chosen_seeds)
 
     def run(self, label: str, config: TrainConfig, network: dict | None = None, stop_at: float | None = None,
             analyse: Callable[[Trainer], dict] | None = None) -> dict:
@@ -97,17 +120,23 @@ class Recorder:
         ``config.checkpoint_minutes`` within one) and continues from there when run again; the
         results file gets the history after every epoch, marked ``complete: false`` until the run
         ends.  ``analyse`` measures the trained network; its dict is stored as the run's ``analysis``.
+        A recorded run of this label with other settings is a ValueError: it is never replaced.
         """
         config = dataclasses.replace(config, data_root=self.data_root, device=self.device, progress=self.progress)
+        settings = {"config": _settings(config), "network": network, "stop_at_train_error": stop_at}
         kept = self.results["runs"].get(label)
-        settings = (_settings(config), network, stop_at)
-        same = kept and (kept["config"], kept["network"], kept["stop_at_train_error"]) == settings
-        if same and kept.get("complete", True):
-            print(f"{label}: kept from {self.path}")
-            return kept
+        if kept:
+            # Through TrainConfig, so that options added since the run was recorded compare at their defaults.
+            recorded = {**{key: kept[key] for key in settings},
+                        "config": _settings(TrainConfig.from_dict(kept["config"]))}
+            if recorded != settings:
+                raise self._refusal(label, recorded, settings)
+            if kept.get("complete", True):
+                print(f"{label}: kept from {self.path}")
+                return kept
         checkpoints = self.runs_dir / self.results["name"] / _slug(label) if self.runs_dir else None
         resume = checkpoints is not None and (checkpoints / CHECKPOINT_NAME).exists()
-        if same and not resume:
+        if kept and not resume:
             raise ValueError(f"{self.path} holds {len(kept['history'])} epochs of {label!r}, unfinished, but its "
                              f"checkpoint {checkpoints} is gone: restore it, or record the run in another --output")
         print(f"{label}: " + ("resuming from " + str(checkpoints) if resume else "training"))
@@ -116,12 +145,14 @@ class Recorder:
         trainer = _trainer(config, network)
         run = {"config": _settings(config), "network": network, "seed": config.seed, "stop_at_train_error": stop_at,
                "history": trainer.history, "segments": trainer.segments, "diverged": None, "data": trainer.data.source,
-               "wall_seconds": 0.0, "analysis": None, "complete": False}
+               "wall_seconds": 0.0, "analysis": None, "provenance": provenance(self.command), "complete": False}
+        self.trained += 1
 
         def record(epoch_record: dict | None = None) -> bool:
             run["wall_seconds"] = round(sum(s["wall_seconds"] for s in trainer.segments), 1)
             self.results["runs"][label] = run
-            self.save()
+            self.results["complete"] = False
+            self._write()
             return stop_at is not None and epoch_record is not None and epoch_record["train_error"] <= stop_at
 
         try:
@@ -137,21 +168,68 @@ class Recorder:
         record()
         return run
 
+    def _refusal(self, label: str, recorded: dict, wanted: dict) -> ValueError:
+        """Which settings differ from the recorded run's, and where else these runs can go."""
+        def flat(settings: dict) -> dict:
+            return {**settings["config"], "network": settings["network"],
+                    "stop_at_train_error": settings["stop_at_train_error"]}
+
+        old, new = flat(recorded), flat(wanted)
+        changed = [key for key in new if old.get(key) != new[key]]
+        tag = re.sub(r"[^\w.-]", "", "-".join(f"{k}{new[k]}" for k in changed))
+        elsewhere = self.path.with_name(f"{self.path.stem}-{tag}.json")
+        return ValueError(
+            f"{self.path} records {label!r} with {', '.join(f'{k}={old.get(k)!r}' for k in changed)}; this run has "
+            f"{', '.join(f'{k}={new[k]!r}' for k in changed)}. Recorded runs are never replaced: record these runs "
+            f"in another file with --output (e.g. --output {elsewhere})"
+        )
+
     def save(self, summary: dict | None = None) -> None:
-        # The runs' own times: the right total also when some were kept from an earlier, interrupted invocation.
-        runs = self.results["runs"].values()
-        self.results["provenance"]["wall_seconds"] = round(sum(run["wall_seconds"] for run in runs), 1)
+        """Store the experiment's ``summary`` (complete then); the file is left as it was if nothing changed."""
         if summary is not None:
             self.results.update(summary=summary, complete=True)
+        if self.trained or _json(self.results) != _json(self.recorded):
+            self._write()
+
+    def _write(self) -> None:
+        runs = self.results["runs"].values()
+        # Runs recorded before runs had their own provenance: the file's was theirs.
+        earlier = {k: v for k, v in self.recorded.get("provenance", {}).items() if k not in ("seeds", "wall_seconds")}
+        for run in runs:
+            run.setdefault("provenance", earlier)
+        if self.trained:
+            self.results["provenance"] = {
+                **provenance(self.command),
+                **({"seeds": self.chosen_seeds} if self.chosen_seeds is not None else {}),
+                # The runs' own times: the right total also when some were kept from an earlier invocation.
+                "wall_seconds": round(sum(run["wall_seconds"] for run in runs), 1),
+            }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
-        partial.write_text(json.dumps(self.results, indent=1) + "\n")
+        partial.write_text(_json(self.results))
         os.replace(partial, self.path)
 
 
 def _slug(label: str) -> str:
     """A run label as a folder name: "relu seed=0" -> "relu_seed-0"."""
     return "".join(c if c.isalnum() or c in ".-" else "-" if c == "=" else "_" for c in label)
+
+
+def _json(results: dict) -> str:
+    return json.dumps(results, indent=1) + "\n"
+
+
+def _read_results(path: pathlib.Path) -> dict:
+    """The results file at ``path`` ({} if there is none); ValueError naming it if it is not one."""
+    if not path.exists():
+        return {}
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} cannot be read as a results file ({type(error).__name__}: {error})") from error
+    if not isinstance(results, dict) or not {"name", "runs"} <= set(results):
+        raise ValueError(f"{path} is not a results file: it has no experiment name and runs")
+    return results
 
 
 def _trainer(config: TrainConfig, network: dict | None) -> Trainer:
@@ -433,7 +511,11 @@ def _probe_run(rec: Recorder, label: str, config: TrainConfig, batches: int) -> 
     """The first ``batches`` steps of ``config`` with per-layer step sizes and probes of a held-out batch."""
     config = dataclasses.replace(config, data_root=rec.data_root, device=rec.device, progress=rec.progress)
     kept = rec.results["runs"].get(label)
-    if kept and (kept["config"], kept["partial"]["batches"]) == (_settings(config), batches):
+    if kept:
+        recorded = (_settings(TrainConfig.from_dict(kept["config"])), kept["partial"]["batches"])
+        if recorded != (_settings(config), batches):
+            raise ValueError(f"{rec.path} records {label!r} with other settings or another number of batches; "
+                             "recorded runs are never replaced: record this one with another --output")
         print(f"{label}: kept from {rec.path}")
         return kept
     print(f"{label}: training {batches} batches")
@@ -460,8 +542,10 @@ def _probe_run(rec: Recorder, label: str, config: TrainConfig, batches: int) -> 
                     "train_loss_curve": trainer.loss_curve, "images_per_second": batches * config.batch_size / seconds},
         "steps": steps, "probes": probes, "data": trainer.data.source,
         "wall_seconds": round(time.perf_counter() - start, 1), "analysis": None,
+        "provenance": provenance(rec.command),
     }
     rec.results["runs"][label] = run
+    rec.trained += 1
     rec.save()
     return run
 
@@ -604,7 +688,5 @@ def run_experiment(name: str, *, output: str | os.PathLike | None = None, epochs
     runs_dir = runs_dir or os.environ.get(RUNS_ENV) or "runs"
     rec = Recorder(name, path, data_root=data_root, device=device, progress=progress, command=command,
                    runs_dir=runs_dir)
-    seeds = tuple(seeds or spec.seeds)
-    rec.results["provenance"]["seeds"] = list(seeds)
-    rec.save(spec.run(rec, epochs or spec.epochs, seeds))
+    rec.save(spec.run(rec, epochs or spec.epochs, rec.seeds(tuple(seeds or spec.seeds))))
     return rec.results

@@ -3,11 +3,23 @@
 import json
 import math
 import pathlib
+import re
+import types
 
 import matplotlib
 import pytest
 
-from alexnet_lib.experiments import EXPERIMENTS, Recorder, headline, loss_history, reproduce_first_epoch
+from alexnet_lib.data import DATA_ENV, load_cifar10
+from alexnet_lib import experiments
+from alexnet_lib.cli import main
+from alexnet_lib.experiments import (
+    EXPERIMENTS,
+    Recorder,
+    headline,
+    loss_history,
+    reproduce_first_epoch,
+    run_experiment,
+)
 from alexnet_lib.plotting import plot_loss_windows, plot_runs
 
 matplotlib.use("Agg")
@@ -101,8 +113,10 @@ def test_recorded_runs_are_kept(tmp_path, capsys):
     first = Recorder("pooling", path, progress=False).run("tiny", config)
     again = Recorder("pooling", path, progress=False).run("tiny", config)
     assert "kept" in capsys.readouterr().out and again == first
-    changed = Recorder("pooling", path, progress=False).run("tiny", TrainConfig(**{**config.to_dict(), "lr": 0.002}))
-    assert changed["config"]["lr"] == 0.002 and changed["history"] != first["history"]
+    recorded = path.read_bytes()
+    with pytest.raises(ValueError, match=r"records 'tiny' with lr=None; this run has lr=0.002\. Recorded runs are never"):
+        Recorder("pooling", path, progress=False).run("tiny", TrainConfig(**{**config.to_dict(), "lr": 0.002}))
+    assert path.read_bytes() == recorded
 
 
 @pytest.mark.cifar10
@@ -157,3 +171,138 @@ def test_loss_history_ends_where_a_run_diverged():
     ax = plot_loss_windows(history)
     assert list(ax.lines[0].get_xdata()[-2:]) == pytest.approx([1.1, 1.2])
     plt.close("all")
+
+
+# ------------------------------------------------- the results files' bookkeeping, with a stand-in for training
+
+
+class FakeTrainer:
+    """Instant epochs with made-up numbers, for tests of what the Recorder keeps, refuses and writes."""
+
+    def __init__(self, config):
+        self.config, self.epoch, self.history, self.loss_curve, self.segments = config, 0, [], [], []
+        self.data = types.SimpleNamespace(source="CIFAR-10 image folders (a stand-in)")
+
+    def fit(self, after_epoch, command):
+        self.segments.append({"command": " ".join(command or []), "wall_seconds": 0.1})
+        while self.epoch < self.config.epochs:
+            if after_epoch(self.run_epoch(self.epoch + 1)):
+                break
+        return self.history
+
+    def run_epoch(self, epoch):
+        error = 0.5 / epoch + 0.01 * self.config.seed
+        record = {"epoch": epoch, "train_loss": 2 * error, "train_error": error, "val_loss": 2 * error,
+                  "val_top1_error": error, "val_top5_error": error / 5, "lr": 0.001, "seconds": 0.1,
+                  "images_per_second": 1.0, "train_loss_curve": [2 * error]}
+        self.history.append(record)
+        self.epoch = epoch
+        return record
+
+
+@pytest.fixture
+def trained(monkeypatch):
+    """The configs the experiments trained (with FakeTrainer), in order."""
+    configs = []
+
+    def fake(config, network):
+        configs.append(config)
+        return FakeTrainer(config)
+
+    monkeypatch.setattr(experiments, "_trainer", fake)
+    return configs
+
+
+def _copy(name, tmp_path):
+    path = tmp_path / f"{name}.json"
+    path.write_bytes((RESULTS / f"{name}.json").read_bytes())
+    return path
+
+
+def _command(*argv):
+    return ["python", "-m", "alexnet_lib", "experiment", *argv]
+
+
+def test_a_quick_run_is_refused_and_the_recorded_runs_stay(tmp_path, trained, capsys):
+    # Before: `experiment lrn --epochs 1 --seeds 0` replaced the recorded 10-epoch runs with 1-epoch
+    # runs and marked the file complete.
+    path = _copy("lrn", tmp_path)
+    recorded = path.read_bytes()
+    assert main(["experiment", "lrn", "--epochs", "1", "--seeds", "0", "--output", str(path), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path} records 'with LRN seed=0' with epochs=10; this run has epochs=1. "
+                          "Recorded runs are never replaced") and err.count("\n") == 1
+    assert trained == [] and path.read_bytes() == recorded
+    # The file the advice names takes them.
+    elsewhere = tmp_path / "lrn-epochs1.json"
+    assert f"--output {elsewhere}" in err
+    quick = run_experiment("lrn", output=elsewhere, epochs=1, seeds=(0,), progress=False)
+    assert len(trained) == 2 and quick["complete"] and quick["runs"]["with LRN seed=0"]["config"]["epochs"] == 1
+
+
+def test_a_file_of_another_experiment_is_refused(tmp_path, trained):
+    # Before: `experiment pooling --output results/lrn.json` threw the lrn results away.
+    path = _copy("lrn", tmp_path)
+    recorded = path.read_bytes()
+    with pytest.raises(ValueError, match=re.escape(f"{path} holds the results of experiment 'lrn', not 'pooling'")):
+        run_experiment("pooling", output=path, progress=False)
+    assert trained == [] and path.read_bytes() == recorded
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_rerunning_a_finished_experiment_leaves_its_file_alone(name, tmp_path, trained):
+    # Before: with every run kept, the file was rewritten with this command's provenance.
+    path = _copy(name, tmp_path)
+    recorded = path.read_bytes()
+    run_experiment(name, output=path, progress=False, command=_command(name))
+    assert trained == [] and path.read_bytes() == recorded
+
+
+def test_new_seeds_go_beside_the_recorded_runs_with_their_own_provenance(tmp_path, trained):
+    path = _copy("pooling", tmp_path)
+    before = json.loads(path.read_text())
+    command = _command("pooling", "--seeds", "2")
+    after = run_experiment("pooling", output=path, seeds=(2,), progress=False, command=command)
+    assert [(c.seed, c.overlap, c.epochs) for c in trained] == [(2, True, 8), (2, False, 8)]
+    assert json.loads(path.read_text()) == after
+    # The recorded runs are as they were, with the file's former provenance as theirs.
+    earlier = {k: v for k, v in before["provenance"].items() if k not in ("seeds", "wall_seconds")}
+    for label, run in before["runs"].items():
+        assert after["runs"][label] == {**run, "provenance": earlier}
+    new = after["runs"]["overlapping 3/2 seed=2"]
+    assert new["provenance"]["command"] == " ".join(command) and new["provenance"]["git_commit"] is not None
+    assert set(new["provenance"]) >= {"date", "hardware", "torch"}
+    assert after["provenance"]["command"] == " ".join(command) and after["provenance"]["seeds"] == [0, 1, 2]
+    assert after["complete"] and len(after["summary"]["val_top1_error"]["overlapping 3/2"]["values"]) == 3
+
+
+def test_an_interrupted_experiment_continues_and_each_run_keeps_its_command(tmp_path, trained, monkeypatch):
+    path = tmp_path / "lrn.json"
+    real_run_epoch = FakeTrainer.run_epoch
+
+    def interrupted(self, epoch):
+        if len(trained) == 2:
+            raise KeyboardInterrupt
+        return real_run_epoch(self, epoch)
+
+    monkeypatch.setattr(FakeTrainer, "run_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment("lrn", output=path, epochs=2, progress=False, command=_command("lrn", "--epochs", "2"))
+    partial = json.loads(path.read_text())
+    assert list(partial["runs"]) == ["with LRN seed=0"] and not partial["complete"] and partial["summary"] is None
+    monkeypatch.undo()
+    monkeypatch.setattr(experiments, "_trainer", lambda config, network: trained.append(config) or FakeTrainer(config))
+    done = run_experiment("lrn", output=path, epochs=2, progress=False, command=_command("lrn", "--epochs", "2", "--no-progress"))
+    assert len(trained) == 3 and done["complete"]
+    commands = [run["provenance"]["command"] for run in done["runs"].values()]
+    assert commands == [" ".join(_command("lrn", "--epochs", "2")), " ".join(_command("lrn", "--epochs", "2", "--no-progress"))]
+
+
+def test_a_file_that_is_not_a_results_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "lrn.json"
+    path.write_text('{"name": "lrn", "runs": {')
+    with pytest.raises(ValueError, match=re.escape(f"{path} cannot be read as a results file (JSONDecodeError")):
+        Recorder("lrn", path)
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match=re.escape(f"{path} is not a results file")):
+        Recorder("lrn", path)
