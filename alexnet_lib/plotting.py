@@ -209,3 +209,36 @@ def plot_neighbours(query_images, neighbour_images, query_labels, neighbour_labe
                 for spine in ax.spines.values():
                     spine.set(color="tab:blue", linewidth=2.5)
     return fig
+
+
+def plot_lr_probe(runs: dict[str, dict], layers: Sequence[str] = ("C1", "F3"),
+                  dead_layers: Sequence[str] = ("C5", "F1", "F2")) -> plt.Figure:
+    """The first batches of runs at several learning rates (``results/alexnet_lr.json``'s runs), in three panels.
+
+    Left: the training loss, one mean per ``log_every`` batches (dots: single recorded steps), against ln 10.  Middle: each
+    layer of ``layers``' update/weight ratio per step.  Right: the fraction of dead units of
+    ``dead_layers`` on the held-out probe batch.  One colour per run.
+    """
+    fig, (loss_ax, step_ax, dead_ax) = plt.subplots(1, 3, figsize=(14, 3.8), constrained_layout=True)
+    styles = ("-", "--", ":", "-.")
+    for colour, (label, run) in enumerate(runs.items()):
+        every = run["config"]["log_every"]
+        curve = run["partial"]["train_loss_curve"]
+        loss_ax.plot([every * (i + 1) for i in range(len(curve))], curve, color=f"C{colour}", label=label)
+        # The recorded steps' own losses: a window's mean hides how high single steps went.
+        loss_ax.plot([s["batch"] for s in run["steps"]], [s["loss"] for s in run["steps"]], ".", color=f"C{colour}",
+                     alpha=0.4, markersize=4)
+        for style, layer in zip(styles, layers):
+            step_ax.plot([s["batch"] for s in run["steps"]], [s["layers"][layer]["update_ratio"] for s in run["steps"]],
+                         color=f"C{colour}", ls=style, label=f"{label}, {layer}")
+        for style, layer in zip(styles, dead_layers):
+            dead_ax.plot([p["batch"] for p in run["probes"]], [p["dead_fraction"][layer] for p in run["probes"]],
+                         color=f"C{colour}", ls=style, marker="o", markersize=3, label=f"{label}, {layer}")
+    loss_ax.axhline(math.log(10), color="0.5", ls=":", label="ln 10: a uniform guess")
+    loss_ax.set(xlabel="batch", ylabel="training loss", yscale="log", title="training loss")
+    step_ax.set(xlabel="batch", ylabel="|update| / |weights|", yscale="log", title="size of each step, per layer")
+    dead_ax.set(xlabel="batch", ylabel="fraction of units", ylim=(-0.03, 1.03), title="dead units (held-out batch)")
+    for ax in (loss_ax, step_ax, dead_ax):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return fig

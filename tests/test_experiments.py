@@ -20,7 +20,7 @@ from alexnet_lib.experiments import (
     reproduce_first_epoch,
     run_experiment,
 )
-from alexnet_lib.plotting import plot_loss_windows, plot_runs
+from alexnet_lib.plotting import plot_loss_windows, plot_lr_probe, plot_runs
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -157,6 +157,11 @@ def test_headline_and_figures_from_every_results_file(name):
     assert len(ax.lines) == sum(bool(run["history"]) for run in results["runs"].values())
     for run in results["runs"].values():
         plot_loss_windows(loss_history(run), ax)
+    if name == "alexnet_lr":
+        loss_ax, step_ax, dead_ax = plot_lr_probe(results["runs"]).axes
+        runs = len(results["runs"])
+        # Per run: the windows and the single steps; two layers' update ratios; three layers' dead units.
+        assert (len(loss_ax.lines), len(step_ax.lines), len(dead_ax.lines)) == (2 * runs + 1, 2 * runs, 3 * runs)
     plt.close("all")
 
 
