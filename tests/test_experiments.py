@@ -259,6 +259,8 @@ def test_rerunning_a_finished_experiment_leaves_its_file_alone(name, tmp_path, t
     # Before: with every run kept, the file was rewritten with this command's provenance.
     path = _copy(name, tmp_path)
     recorded = path.read_bytes()
+    if not json.loads(recorded)["complete"]:
+        pytest.skip(f"results/{name}.json is still growing: running it again would train its next runs")
     run_experiment(name, output=path, progress=False, command=_command(name))
     assert trained == [] and path.read_bytes() == recorded
 
