@@ -625,8 +625,10 @@ EXPERIMENTS: dict[str, Experiment] = {
 
 
 def headline(results: dict) -> str:
-    """Our measurement of the experiment's claim in one line, from its summary."""
+    """Our measurement of the experiment's claim in one line, from its summary (a file still growing has none)."""
     name, s = results["name"], results["summary"]
+    if not results["complete"]:
+        return f"in progress: {', '.join(results['runs']) or 'no run'} recorded so far"
     if name == "relu_tanh":
         relu = [e for e in s["epochs_to_target"]["relu"] if e is not None]
         text = f"ReLU: {_mean_text([float(e) for e in relu])} epochs to {s['target_train_error']:.0%} training error"
