@@ -45,9 +45,9 @@ def _results(name):
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_results_file_schema(name):
     results = _results(name)
-    # A long run is committed as it grows: the file is complete exactly when none of its runs is in progress.
+    # A long run is committed as it grows: a complete file has no run in progress (and, below, only it has a summary).
     in_progress = [label for label, run in results["runs"].items() if not run.get("complete", True)]
-    assert results["name"] == name and results["complete"] is (not in_progress)
+    assert results["name"] == name and not (results["complete"] and in_progress)
     for key in ("claim", "setup", "preprocessing"):
         assert isinstance(results[key], str) and results[key]
     assert isinstance(results["paper"], dict) and isinstance(results["summary"], dict) is results["complete"]
