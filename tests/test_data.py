@@ -85,6 +85,12 @@ def write_cifar_batches(folder, images_per_batch=4, seed=0):
     (folder / "batches.meta").write_bytes(cifar_batch_pickle(meta))
 
 
+@pytest.fixture(autouse=True)
+def downloads_allowed(monkeypatch):
+    """Downloads may run unless a test forbids them; CI's offline pass sets ALEXNET_OFFLINE for the whole session."""
+    monkeypatch.delenv(OFFLINE_ENV, raising=False)
+
+
 @pytest.fixture
 def fake_cifar(tmp_path):
     root = tmp_path / "data"
