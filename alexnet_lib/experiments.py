@@ -286,7 +286,9 @@ def loss_history(run: dict) -> list[dict]:
     """
     config = run["config"]
     if run.get("partial"):
-        batches = math.ceil((config["limit"] or CIFAR10_TRAIN_IMAGES - config["holdout"]) / config["batch_size"])
+        # The hold-out comes out of the (limited) training images.
+        trained = (config["limit"] or CIFAR10_TRAIN_IMAGES) - config.get("holdout", 0)
+        batches = math.ceil(trained / config["batch_size"])
         return [{**run["partial"], "windows_per_epoch": math.ceil(batches / config["log_every"])}]
     if not run["diverged"]:
         return run["history"]
