@@ -123,14 +123,8 @@ class Recorder:
         A recorded run of this label with other settings is a ValueError: it is never replaced.
         """
         config = dataclasses.replace(config, data_root=self.data_root, device=self.device, progress=self.progress)
-        settings = {"config": _settings(config), "network": network, "stop_at_train_error": stop_at}
-        kept = self.results["runs"].get(label)
+        kept = self.kept(label, {"config": _settings(config), "network": network, "stop_at_train_error": stop_at})
         if kept:
-            # Through TrainConfig, so that options added since the run was recorded compare at their defaults.
-            recorded = {**{key: kept[key] for key in settings},
-                        "config": _settings(TrainConfig.from_dict(kept["config"]))}
-            if recorded != settings:
-                raise self._refusal(label, recorded, settings)
             if kept.get("complete", True):
                 print(f"{label}: kept from {self.path}")
                 return kept
@@ -168,11 +162,26 @@ class Recorder:
         record()
         return run
 
+    def kept(self, label: str, settings: dict) -> dict | None:
+        """The recorded run ``label``, or None; a ValueError when it was recorded with other ``settings``.
+
+        ``settings`` holds the run's ``config`` (a dict of :func:`_settings`) and other keys of the run's
+        record; a key the record keeps under ``partial`` is read from there.
+        """
+        kept = self.results["runs"].get(label)
+        if not kept:
+            return None
+        # Through TrainConfig, so that options added since the run was recorded compare at their defaults.
+        recorded = {**{key: kept[key] if key in kept else kept["partial"][key] for key in settings},
+                    "config": _settings(TrainConfig.from_dict(kept["config"]))}
+        if recorded != settings:
+            raise self._refusal(label, recorded, settings)
+        return kept
+
     def _refusal(self, label: str, recorded: dict, wanted: dict) -> ValueError:
         """Which settings differ from the recorded run's, and where else these runs can go."""
         def flat(settings: dict) -> dict:
-            return {**settings["config"], "network": settings["network"],
-                    "stop_at_train_error": settings["stop_at_train_error"]}
+            return {**settings["config"], **{key: value for key, value in settings.items() if key != "config"}}
 
         old, new = flat(recorded), flat(wanted)
         changed = [key for key in new if old.get(key) != new[key]]
@@ -512,12 +521,8 @@ def alexnet_lr(rec: Recorder, epochs: int, seeds: tuple[int, ...]) -> dict:
 def _probe_run(rec: Recorder, label: str, config: TrainConfig, batches: int) -> dict:
     """The first ``batches`` steps of ``config`` with per-layer step sizes and probes of a held-out batch."""
     config = dataclasses.replace(config, data_root=rec.data_root, device=rec.device, progress=rec.progress)
-    kept = rec.results["runs"].get(label)
+    kept = rec.kept(label, {"config": _settings(config), "batches": batches})
     if kept:
-        recorded = (_settings(TrainConfig.from_dict(kept["config"])), kept["partial"]["batches"])
-        if recorded != (_settings(config), batches):
-            raise ValueError(f"{rec.path} records {label!r} with other settings or another number of batches; "
-                             "recorded runs are never replaced: record this one with another --output")
         print(f"{label}: kept from {rec.path}")
         return kept
     print(f"{label}: training {batches} batches")

@@ -244,6 +244,16 @@ def test_a_quick_run_is_refused_and_the_recorded_runs_stay(tmp_path, trained, ca
     assert len(trained) == 2 and quick["complete"] and quick["runs"]["with LRN seed=0"]["config"]["epochs"] == 1
 
 
+def test_a_probe_with_another_number_of_batches_is_refused(tmp_path, trained, monkeypatch):
+    path = _copy("alexnet_lr", tmp_path)
+    recorded = path.read_bytes()
+    monkeypatch.setattr(experiments, "ALEXNET_LR_BATCHES", 200)
+    with pytest.raises(ValueError, match=re.escape(f"{path} records 'lr=0.01' with batches=300; this run has "
+                                                   "batches=200. Recorded runs are never replaced")):
+        run_experiment("alexnet_lr", output=path, progress=False)
+    assert trained == [] and path.read_bytes() == recorded
+
+
 def test_a_file_of_another_experiment_is_refused(tmp_path, trained):
     # Before: `experiment pooling --output results/lrn.json` threw the lrn results away.
     path = _copy("lrn", tmp_path)
