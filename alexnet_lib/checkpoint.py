@@ -18,6 +18,8 @@ import zipfile
 
 import torch
 
+from .files import write_atomically
+
 CHECKPOINT_NAME = "checkpoint.pt"
 REQUIRED_KEYS = ("model", "optimizer", "scheduler", "epoch", "rng", "history", "config")
 
@@ -28,17 +30,7 @@ class CheckpointError(RuntimeError):
 
 def save_checkpoint(state: dict, path: str | os.PathLike) -> pathlib.Path:
     """Write ``state`` to ``path`` atomically, creating its directory."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        torch.save(state, partial)
-        with open(partial, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return path
+    return write_atomically(path, lambda partial: torch.save(state, partial), sync=True)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:

@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 
 from .augment import PCA_SCALINGS, PCA_STD, BatchTransform, ColourPCA, ResizeCenterCrop, fit_colour_pca
 from .checkpoint import CheckpointError, load_tensors
+from .files import write_atomically
 
 DATA_ENV = "ALEXNET_DATA"
 # Set to anything non-empty: never download (CI's check of the offline path, machines without a network).
@@ -522,10 +523,7 @@ def _save_cache(cache: pathlib.Path, data: ImageTensors, split_dir: pathlib.Path
     payload["source"] = str(split_dir.resolve())
     for target in (cache, user_cache_dir() / cache.name):
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_suffix(f".partial-{os.getpid()}")
-            torch.save(payload, partial)
-            os.replace(partial, target)
+            write_atomically(target, lambda partial: torch.save(payload, partial))
             return
         except OSError:
             continue

@@ -45,6 +45,7 @@ from torch import nn
 from .blog import BlogAlexNet
 from .diagnostics import activity, step_sizes
 from .evaluate import confusion_matrix, evaluate, predictions
+from .files import json_text, write_json
 from .provenance import provenance
 from .checkpoint import CHECKPOINT_NAME
 from .data import stratified_indices
@@ -197,7 +198,7 @@ class Recorder:
         """Store the experiment's ``summary`` (complete then); the file is left as it was if nothing changed."""
         if summary is not None:
             self.results.update(summary=summary, complete=True)
-        if self.trained or _json(self.results) != _json(self.recorded):
+        if self.trained or json_text(self.results) != json_text(self.recorded):
             self._write()
 
     def _write(self) -> None:
@@ -213,19 +214,12 @@ class Recorder:
                 # The runs' own times: the right total also when some were kept from an earlier invocation.
                 "wall_seconds": round(sum(run["wall_seconds"] for run in runs), 1),
             }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
-        partial.write_text(_json(self.results))
-        os.replace(partial, self.path)
+        write_json(self.results, self.path)
 
 
 def _slug(label: str) -> str:
     """A run label as a folder name: "relu seed=0" -> "relu_seed-0"."""
     return "".join(c if c.isalnum() or c in ".-" else "-" if c == "=" else "_" for c in label)
-
-
-def _json(results: dict) -> str:
-    return json.dumps(results, indent=1) + "\n"
 
 
 def _read_results(path: pathlib.Path) -> dict:

@@ -34,9 +34,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import json
 import math
-import os
 import pathlib
 import shlex
 import time
@@ -53,6 +51,7 @@ from .checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkp
 from .cifar_net import CifarNet, ConvLocalNet
 from .data import DataBundle, build_data, resolve_data_root
 from .evaluate import evaluate
+from .files import write_json
 from .model import AlexNet
 from .optim import PaperSGD
 from .provenance import provenance
@@ -215,12 +214,6 @@ def _mixed_precision(device: torch.device, enabled: bool) -> tuple[torch.dtype |
     if torch.cuda.is_bf16_supported():
         return torch.bfloat16, torch.amp.GradScaler("cuda", enabled=False)
     return torch.float16, torch.amp.GradScaler("cuda", enabled=True)
-
-
-def _write_json(value, path: pathlib.Path) -> None:
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    partial.write_text(json.dumps(value, indent=1) + "\n")
-    os.replace(partial, path)
 
 
 class Trainer:
@@ -429,7 +422,7 @@ class Trainer:
         if self.output_dir is None or not self.main:
             return
         save_checkpoint({**self.state_dict(), "position": position}, self.checkpoint_path)
-        _write_json(self.history, self.output_dir / "history.json")
+        write_json(self.history, self.output_dir / "history.json")
 
     def _checkpoint_due(self) -> bool:
         return self.output_dir is not None and time.monotonic() - self._last_save >= 60 * self.config.checkpoint_minutes
@@ -438,7 +431,7 @@ class Trainer:
         if self.output_dir is None or not self.main:
             return
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        _write_json(self.config.to_dict(), self.output_dir / "config.json")
+        write_json(self.config.to_dict(), self.output_dir / "config.json")
         run = {
             "model": type(self.model).__name__,
             "parameters": sum(p.numel() for p in self.model.parameters()),
@@ -448,7 +441,7 @@ class Trainer:
             "mixed_precision": str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else "fp32",
             "provenance": provenance(),
         }
-        _write_json(run, self.output_dir / "run.json")
+        write_json(run, self.output_dir / "run.json")
 
     # ---------------------------------------------------------------- the loop
 
