@@ -31,7 +31,7 @@ RESULTS = pathlib.Path(__file__).resolve().parents[1] / "results"
 RECORD_KEYS = {"epoch", "train_loss", "train_error", "val_loss", "val_top1_error", "val_top5_error", "lr",
                "seconds", "images_per_second", "train_loss_curve"}
 # AlexNet steps cost about a second each on 2 CPU cores: those runs are rerun for their first windows only.
-FIRST_BATCHES = {"blog_plateau": 8, "alexnet_cifar": 5, "alexnet_lr": 10}
+FIRST_BATCHES = {"blog_plateau": 8, "alexnet_cifar": 5, "alexnet_lr": 10, "alexnet_cifar_full": 10}
 
 pytestmark = pytest.mark.usefixtures("few_threads")
 
