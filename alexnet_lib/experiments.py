@@ -145,13 +145,21 @@ class Recorder:
 
         def record(epoch_record: dict | None = None) -> bool:
             run["wall_seconds"] = round(sum(s["wall_seconds"] for s in trainer.segments), 1)
+            run.pop("partial", None)
             self.results["runs"][label] = run
             self.results["complete"] = False
             self._write()
             return stop_at is not None and epoch_record is not None and epoch_record["train_error"] <= stop_at
 
+        def record_partial(position: dict) -> None:
+            # A long epoch's loss windows reach the file at every checkpoint, not only at its end.
+            record()
+            run["partial"] = {"epoch": position["epoch"], "batches": position["batch"],
+                              "train_loss_curve": position["loss_curve"]}
+            self._write()
+
         try:
-            trainer.fit(after_epoch=record, command=self.command)
+            trainer.fit(after_epoch=record, command=self.command, after_checkpoint=record_partial)
         except KeyboardInterrupt:
             print(f"{label}: the experiment continues from {checkpoints} when its command is run again")
             raise
@@ -284,24 +292,19 @@ def reproduce_first_epoch(
 def loss_history(run: dict) -> list[dict]:
     """A recorded run's per-epoch records for :func:`~alexnet_lib.plotting.plot_loss_windows`.
 
-    A run that diverged ends with the windows of its unfinished epoch, up to where it stopped,
-    with the number of windows a whole epoch has.
+    A run that diverged, a probe of the first batches and a run still training end with the
+    windows of their unfinished epoch, up to where they stopped, with the number of windows a
+    whole epoch has.
     """
     config = run["config"]
-    if run.get("partial"):
-        # The hold-out comes out of the (limited) training images.
-        trained = (config["limit"] or CIFAR10_TRAIN_IMAGES) - config.get("holdout", 0)
-        batches = math.ceil(trained / config["batch_size"])
-        return [{**run["partial"], "windows_per_epoch": math.ceil(batches / config["log_every"])}]
-    if not run["diverged"]:
+    unfinished = run.get("partial") or run["diverged"]
+    if not unfinished:
         return run["history"]
-    batches = math.ceil((config["limit"] or CIFAR10_TRAIN_IMAGES) / config["batch_size"])
-    partial = {
-        "epoch": run["diverged"]["epoch"],
-        "train_loss_curve": run["diverged"]["train_loss_curve"],
-        "windows_per_epoch": math.ceil(batches / config["log_every"]),
-    }
-    return [*run["history"], partial]
+    # The hold-out comes out of the (limited) training images.
+    trained = (config["limit"] or CIFAR10_TRAIN_IMAGES) - config.get("holdout", 0)
+    batches = math.ceil(trained / config["batch_size"])
+    return [*run["history"], {"epoch": unfinished["epoch"], "train_loss_curve": unfinished["train_loss_curve"],
+                              "windows_per_epoch": math.ceil(batches / config["log_every"])}]
 
 
 # ---------------------------------------------------------------------------------- summaries

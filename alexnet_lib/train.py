@@ -287,6 +287,7 @@ class Trainer:
         # One record per fit() call that trained: its provenance, where it started and how far it got.
         self.segments: list[dict] = []
         self._segment_start: float | None = None
+        self._after_checkpoint: Callable[[dict], None] | None = None
         if config.resume:
             self.resume()
         self.network = self.model
@@ -423,6 +424,8 @@ class Trainer:
             return
         save_checkpoint({**self.state_dict(), "position": position}, self.checkpoint_path)
         write_json(self.history, self.output_dir / "history.json")
+        if position is not None and self._after_checkpoint is not None:
+            self._after_checkpoint(position)
 
     def _checkpoint_due(self) -> bool:
         return self.output_dir is not None and time.monotonic() - self._last_save >= 60 * self.config.checkpoint_minutes
@@ -445,11 +448,12 @@ class Trainer:
 
     # ---------------------------------------------------------------- the loop
 
-    def fit(self, after_epoch: Callable[[dict], bool | None] | None = None, command: list[str] | None = None
-            ) -> list[dict]:
+    def fit(self, after_epoch: Callable[[dict], bool | None] | None = None, command: list[str] | None = None,
+            after_checkpoint: Callable[[dict], None] | None = None) -> list[dict]:
         """Train from where the run stands up to ``config.epochs`` or the schedule's end; return the history.
 
         ``after_epoch(record)`` runs after each epoch's checkpoint; when it returns true, training ends.
+        ``after_checkpoint(position)`` runs after each mid-epoch checkpoint, with where in the epoch it stands.
 
         Each call appends a segment (provenance with ``command``, the epoch and batch it started
         from, the epochs it completed, its wall time) to :attr:`segments`, saved with every checkpoint.
@@ -458,6 +462,7 @@ class Trainer:
                               "from_batch": self._position["batch"] if self._position else 0,
                               "to_epoch": self.epoch, "to_batch": 0, "wall_seconds": 0.0})
         self._segment_start = time.perf_counter()
+        self._after_checkpoint = after_checkpoint
         try:
             self.write_run_files()
             while self.epoch < self.config.epochs and not self.finished:

@@ -141,11 +141,15 @@ def test_an_interrupted_experiment_continues_mid_run(tmp_path, monkeypatch):
         Recorder("pooling", path, progress=False, runs_dir=tmp_path / "b").run("tiny", config)
     partial = json.loads(path.read_text())["runs"]["tiny"]
     assert len(partial["history"]) == 1 and partial["complete"] is False
+    # The checkpoint after epoch 2's first batch brought its loss window into the file.
+    first_window = whole["history"][1]["train_loss_curve"][0]
+    assert partial["partial"] == {"epoch": 2, "batches": 1, "train_loss_curve": [first_window]}
+    assert [len(r["train_loss_curve"]) for r in loss_history(partial)] == [3, 1]
     monkeypatch.setattr(BatchTransform, "forward", forward)
     resumed = Recorder("pooling", path, progress=False, runs_dir=tmp_path / "b").run("tiny", config)
     assert without_timing(resumed["history"]) == without_timing(whole["history"])
     assert [(s["from_epoch"], s["from_batch"], s["to_epoch"]) for s in resumed["segments"]] == [(0, 0, 1), (1, 1, 2)]
-    assert resumed["complete"] and all(s["git_commit"] for s in resumed["segments"])
+    assert resumed["complete"] and all(s["git_commit"] for s in resumed["segments"]) and "partial" not in resumed
 
 
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
@@ -187,7 +191,7 @@ class FakeTrainer:
         self.config, self.epoch, self.history, self.loss_curve, self.segments = config, 0, [], [], []
         self.data = types.SimpleNamespace(source="CIFAR-10 image folders (a stand-in)")
 
-    def fit(self, after_epoch, command):
+    def fit(self, after_epoch, command, after_checkpoint=None):
         self.segments.append({"command": " ".join(command or []), "wall_seconds": 0.1})
         while self.epoch < self.config.epochs:
             if after_epoch(self.run_epoch(self.epoch + 1)):
