@@ -156,6 +156,11 @@ def fused_unavailable(device: str | torch.device = "cpu") -> str | None:
     return _unavailable[device_type]
 
 
+def fuses(x: Tensor) -> bool:
+    """Whether LRN on ``x`` runs the fused kernels: ``x`` is big enough, and they run on its device."""
+    return x.numel() >= FUSED_MIN_ELEMENTS and fused_unavailable(x.device) is None
+
+
 @functools.cache
 def _compiled(kernel):
     # Sizes are fixed at compile time (simple, fast kernels) except the batch, which
@@ -274,7 +279,7 @@ class _LRNFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, dim: int, size: int, alpha: float, beta: float, k: float) -> Tensor:
         ctx.window = (dim, size, alpha, beta, k)
-        if x.numel() >= FUSED_MIN_ELEMENTS and fused_unavailable(x.device) is None:
+        if fuses(x):
             ctx.order = _memory_order(x)
             fused = _run_fused(_fused_forward, x.device.type, _in_memory_order(x, ctx.order),
                                ctx.order.index(dim), size, alpha, beta, k)
