@@ -109,8 +109,8 @@ def _fused_backward(
 
 
 FUSED_ENV = "ALEXNET_LRN_FUSED"
-# A compile costs seconds of CPU, once per shape; a call on a tensor this big saves tens of
-# milliseconds.  Smaller tensors (tests, the notebooks' examples, tiny batches) keep to the
+# A compile costs seconds of CPU, once per shape; a call on a tensor this big saves ten
+# milliseconds or more.  Smaller tensors (tests, the notebooks' examples, tiny batches) keep to the
 # fallback.  AlexNet's N1 holds 290,400 activations per image and N2 186,624: from batch 15
 # and 23 on they fuse.
 FUSED_MIN_ELEMENTS = 1 << 22
@@ -165,8 +165,8 @@ def fuses(x: Tensor) -> bool:
 def _compiled(kernel):
     # Sizes are fixed at compile time (simple, fast kernels) except the batch, which
     # _in_memory_order marks dynamic: an epoch's shorter last batch or an evaluation batch of
-    # another size reuses the kernels.  fullgraph: anything torch.compile cannot fuse is an error
-    # (and a fallback), never a silent half-compiled function.
+    # another size reuses the kernels.  fullgraph: a graph break is an error, and so a fallback,
+    # never a silently half-compiled kernel.
     return torch.compile(kernel, dynamic=False, fullgraph=True)
 
 
