@@ -87,14 +87,25 @@ def _formula(x: Tensor, dim: int, size: int, alpha: float, beta: float, k: float
 # where "i such that j is in window(i)" is the mirrored window: before and after swap.
 
 
+def _negative_power(d: Tensor, beta: float) -> Tensor:
+    """d^(-beta), the dearest operation of the layer on a CPU.
+
+    For the paper's beta = 3/4 it is sqrt(1 / (d sqrt(d))), as oneDNN's reference LRN computes
+    it: the same to a rounding or two, in about half the time of a general power.
+    """
+    if beta == 0.75:
+        return (d * d.sqrt()).reciprocal().sqrt()
+    return d.pow(-beta)
+
+
 def _fused_forward(x: Tensor, dim: int, size: int, alpha: float, beta: float, k: float) -> tuple[Tensor, Tensor]:
     """b and c, for torch.compile to fuse into one pass: read a, write b and c.
 
-    c is kept for the backward.  Reading it back costs less than a second power of d, the
-    dearest operation of the layer on a CPU; d itself is cheap to recompute.
+    c is kept for the backward: reading it back costs less than a second power of d there,
+    while d itself is cheap to recompute.
     """
     d = _denominator(x, dim, size, alpha, k)
-    scale = d.pow(-beta)
+    scale = _negative_power(d, beta)
     return x * scale, scale / d
 
 

@@ -153,7 +153,8 @@ def test_compiled_module_matches_eager(groups):
 
 # The fused kernels: torch.compile'd forward and backward.  Each geometry below compiles once per
 # process (and is cached on disk after), so the tests share two: contiguous float64 with an odd
-# window, and channels_last float32 in two groups with an even window and cuda-convnet's alpha.
+# window and the paper's beta (d^(-3/4) from square roots), and channels_last float32 in two
+# groups with an even window, cuda-convnet's alpha and another beta (a general power).
 FUSED_CASES = {
     "contiguous-float64": dict(shape=(3, 12, 5, 4), dtype=torch.float64, channels_last=False,
                                groups=1, size=5, alpha=0.5, beta=0.75, k=2.0, convention="paper"),
