@@ -19,9 +19,10 @@ import torch
 import torchvision
 from torch import nn
 
-from measure import REPO, mult_adds_per_image, training_step, write_json
+from measure import REPO, mult_adds_per_image, write_json
 
-from alexnet_lib import AlexNet
+from alexnet_lib import AlexNet, lrn
+from alexnet_lib.timing import training_step
 
 MODES = ("fp32", "bf16", "bf16+channels_last", "bf16+channels_last+compile")
 MODELS = ("AlexNet (this book)", "torchvision alexnet")
@@ -105,7 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
         "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        # Outside the compiled set-up our LRN runs its fused kernels (tensors of at least
+        # lrn.FUSED_MIN_ELEMENTS), or the fallback for this reason; compiled, the model's own kernels.
+        "lrn_path": lrn.fused_unavailable(device) or "fused kernels (torch.compile)",
+        "lrn_fused_min_elements": lrn.FUSED_MIN_ELEMENTS,
     }
+    print(f"our LRN outside torch.compile: {settings['lrn_path']}")
     results, skipped, started = [], [], time.perf_counter()
     for mode in args.modes:
         for batch in args.batches:

@@ -1,49 +1,24 @@
-"""Shared pieces of the benchmarks: a training step, its multiply-adds, side-by-side timing, the table.
+"""Shared pieces of the benchmarks: a training step's multiply-adds, the rows and their table, the JSON.
 
-Used by ``bench/cpu.py`` and ``bench/gpu.py``; run those, not this.
+Used by ``bench/cpu.py`` and ``bench/gpu.py``; run those, not this.  The training step and the
+side-by-side timing are :mod:`alexnet_lib.timing`'s, which the trainer uses too.
 """
 
 from __future__ import annotations
 
 import json
 import statistics
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
-from torch.nn import functional as F
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
-from tqdm.auto import tqdm
 
 from alexnet_lib.provenance import provenance
+from alexnet_lib.timing import training_step
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def training_step(
-    model: nn.Module,
-    images: Tensor,
-    labels: Tensor,
-    optimizer: torch.optim.Optimizer | None = None,
-    autocast_dtype: torch.dtype | None = None,
-) -> Callable[[], None]:
-    """A closure that runs one training step: forward, cross-entropy, backward (and the optimizer, if given)."""
-    if images.dim() != 4 or images.shape[0] != labels.shape[0]:
-        raise ValueError(f"expected images (N, C, H, W) and N labels, got {tuple(images.shape)} and {tuple(labels.shape)}")
-    model.train()
-
-    def step() -> None:
-        model.zero_grad(set_to_none=True)
-        with torch.autocast(images.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            loss = F.cross_entropy(model(images), labels)
-        loss.backward()
-        if optimizer is not None:
-            optimizer.step()
-
-    return step
 
 
 def mult_adds_per_image(model: nn.Module, input_size: int, device: str | torch.device = "cpu") -> int:
@@ -58,40 +33,6 @@ def mult_adds_per_image(model: nn.Module, input_size: int, device: str | torch.d
         training_step(model, images, labels)()
     model.zero_grad(set_to_none=True)
     return counter.get_total_flops() // 2
-
-
-def race(
-    steps: dict[str, Callable[[], None]],
-    repeats: int,
-    warmup: int = 1,
-    sync: Callable[[], None] = lambda: None,
-    desc: str = "timing",
-) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """Wall-clock and CPU seconds of each call of each step, taking turns (one call of each per round).
-
-    Taking turns spreads the load of a shared machine evenly over the candidates,
-    so their ratios stay meaningful even when the absolute times drift.  CPU seconds
-    (all threads of this process) barely change when other processes compete for the
-    cores, so they show how much of a slow wall-clock time was waiting.
-    """
-    if repeats < 1:
-        raise ValueError(f"repeats must be at least 1, got {repeats}")
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    wall: dict[str, list[float]] = {name: [] for name in steps}
-    cpu: dict[str, list[float]] = {name: [] for name in steps}
-    with tqdm(total=repeats * len(steps), desc=desc, leave=False) as bar:
-        for _ in range(repeats):
-            for name, step in steps.items():
-                sync()
-                start, start_cpu = time.perf_counter(), time.process_time()
-                step()
-                sync()
-                wall[name].append(time.perf_counter() - start)
-                cpu[name].append(time.process_time() - start_cpu)
-                bar.update()
-    return wall, cpu
 
 
 @dataclass

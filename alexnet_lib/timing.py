@@ -1,0 +1,102 @@
+"""Timing training steps side by side: the benchmarks' method, and the memory format a trainer picks with it."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+
+def training_step(
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    optimizer: torch.optim.Optimizer | None = None,
+    autocast_dtype: torch.dtype | None = None,
+) -> Callable[[], None]:
+    """A closure that runs one training step: forward, cross-entropy, backward (and the optimizer, if given)."""
+    if images.dim() != 4 or images.shape[0] != labels.shape[0]:
+        raise ValueError(f"expected images (N, C, H, W) and N labels, got {tuple(images.shape)} and {tuple(labels.shape)}")
+    model.train()
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        with torch.autocast(images.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            loss = F.cross_entropy(model(images), labels)
+        loss.backward()
+        if optimizer is not None:
+            optimizer.step()
+
+    return step
+
+
+def race(
+    steps: dict[str, Callable[[], None]],
+    repeats: int,
+    warmup: int = 1,
+    sync: Callable[[], None] = lambda: None,
+    desc: str = "timing",
+    progress: bool = True,
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall-clock and CPU seconds of each call of each step, taking turns (one call of each per round).
+
+    Taking turns spreads the load of a shared machine evenly over the candidates,
+    so their ratios stay meaningful even when the absolute times drift.  CPU seconds
+    (all threads of this process) barely change when other processes compete for the
+    cores, so they show how much of a slow wall-clock time was waiting.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    wall: dict[str, list[float]] = {name: [] for name in steps}
+    cpu: dict[str, list[float]] = {name: [] for name in steps}
+    with tqdm(total=repeats * len(steps), desc=desc, leave=False, disable=not progress) as bar:
+        for _ in range(repeats):
+            for name, step in steps.items():
+                sync()
+                start, start_cpu = time.perf_counter(), time.process_time()
+                step()
+                sync()
+                wall[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - start_cpu)
+                bar.update()
+    return wall, cpu
+
+
+# (architecture, batch shape, dtype, device, threads) -> whether channels_last was faster.
+_channels_last_faster: dict[tuple, bool] = {}
+
+
+def channels_last_faster(model: nn.Module, images: Tensor, steps: int = 3) -> bool:
+    """Whether training steps of ``model`` on batches like ``images`` run faster in ``torch.channels_last``.
+
+    Which memory format is faster depends on the machine (on the CPU, on its cores and its
+    oneDNN kernels), so this measures it: two copies of ``model``, one contiguous and one
+    channels_last, take turns for ``steps`` forward-backward steps after one warm-up each,
+    and the fastest step of each decides.  ``model`` and the random number generators are
+    left as they were.  The answer is kept for the rest of the process, per architecture,
+    batch shape, dtype, device and thread count.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    key = (repr(model), tuple(images.shape), images.dtype, images.device, torch.get_num_threads())
+    if key not in _channels_last_faster:
+        labels = torch.zeros(images.shape[0], dtype=torch.long, device=images.device)
+        layouts = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+        cuda = images.device.type == "cuda"
+        with torch.random.fork_rng(devices=[images.device] if cuda else []):
+            candidates = {
+                name: training_step(copy.deepcopy(model).to(memory_format=layout),
+                                    images.contiguous(memory_format=layout), labels)
+                for name, layout in layouts.items()
+            }
+            wall, _ = race(candidates, steps, sync=torch.cuda.synchronize if cuda else lambda: None, progress=False)
+        _channels_last_faster[key] = min(wall["channels_last"]) < min(wall["contiguous"])
+    return _channels_last_faster[key]
