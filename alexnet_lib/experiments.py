@@ -307,6 +307,22 @@ def loss_history(run: dict) -> list[dict]:
                               "windows_per_epoch": math.ceil(batches / config["log_every"])}]
 
 
+def run_progress(run: dict) -> str:
+    """How far a recorded run has got: its finished epochs, and where its unfinished one stands."""
+    config, history = run["config"], run["history"]
+    parts = [f"{len(history)} of {config['epochs']} epochs finished"]
+    if history:
+        last = history[-1]
+        parts.append(f"after epoch {last['epoch']} the validation top-1 error was {last['val_top1_error']:.1%} "
+                     f"at lr {last['lr']:g}")
+    if run.get("partial"):
+        partial = run["partial"]
+        parts.append(f"epoch {partial['epoch']} stands at batch {partial['batches']:,}, the mean loss of its last "
+                     f"{config['log_every']} batches {partial['train_loss_curve'][-1]:.3f}")
+    parts.append(f"{run['wall_seconds'] / 3600:.1f} hours of training so far")
+    return "; ".join(parts)
+
+
 # ---------------------------------------------------------------------------------- summaries
 
 
@@ -487,9 +503,11 @@ def alexnet_cifar(rec: Recorder, epochs: int, seeds: tuple[int, ...]) -> dict:
     }
 
 
-# The long run: section 5's recipe on all 45,000 training images left after the hold-out. The paper does not say
-# how long "stopped improving" is; two epochs keep three drops within a CPU budget of about 40 epochs.
-FULL_LR, FULL_PATIENCE, FULL_LOG_EVERY = 0.01, 2, 10
+# The long run: section 5's recipe on all 45,000 training images left after the hold-out, at the largest rate
+# that trained in alexnet_lr (a test checks the two agree). A 2-core CPU affords about ten epochs (an hour each)
+# in the issue's 10-12 hour budget. The paper does not say how long "stopped improving" is; a drop after two
+# epochs without a new best (patience 1) lets the rate drop within those ten.
+FULL_LR, FULL_EPOCHS, FULL_PATIENCE, FULL_LOG_EVERY = 0.01, 10, 1, 10
 
 
 def alexnet_cifar_full(rec: Recorder, epochs: int, seeds: tuple[int, ...]) -> dict:
@@ -538,6 +556,12 @@ def alexnet_lr(rec: Recorder, epochs: int, seeds: tuple[int, ...]) -> dict:
             "logit_std_end": probes[-1]["logit_std_over_images"],
         }
     return summary
+
+
+def largest_rate_that_trains(summary: dict) -> float | None:
+    """The largest probed rate whose loss over its last 50 batches is 0.1 or more below ln 10: the long run's rate."""
+    return max((float(label.removeprefix("lr=")) for label, r in summary.items() if r["below_ln10_by_0.1"]),
+               default=None)
 
 
 def _probe_run(rec: Recorder, label: str, config: TrainConfig, batches: int) -> dict:
@@ -628,16 +652,16 @@ EXPERIMENTS: dict[str, Experiment] = {
         "(the blog fed 0-1 pixels).",
     ),
     "alexnet_cifar_full": Experiment(
-        alexnet_cifar_full, epochs=40, seeds=(0,),
+        alexnet_cifar_full, epochs=FULL_EPOCHS, seeds=(0,),
         claim="AlexNet itself, trained with section 5's recipe on all of CIFAR-10 upsampled to 256 with 227 crops.",
         paper={"imagenet_top1_error": 0.375, "imagenet_top5_error": 0.17, "epochs": "about 90"},
         setup=f"The one-column paper model with its initialisation, batch 128, momentum 0.9, weight decay 5e-4, the "
         f"paper's update rule, learning rate {FULL_LR:g} divided by 10 when the validation error has not improved "
-        f"for {FULL_PATIENCE} epochs, at most three times, ending at a plateau after the third drop or after 40 "
-        f"epochs. Trained on the 45,000 training images left after holding out {HOLDOUT:,} (class-balanced) for "
+        f"for {FULL_PATIENCE + 1} epochs in a row, at most three times, ending at a plateau after the third drop or "
+        f"after {FULL_EPOCHS} epochs. Trained on the 45,000 training images left after holding out {HOLDOUT:,} (class-balanced) for "
         "validation, with section 4.1's augmentation; the 10,000 test images are scored once, at the end (centre "
-        "crop and ten patches). Checkpointed every 15 minutes and resumed across sessions. On a GPU: "
-        "python -m alexnet_lib experiment alexnet_cifar_full --epochs 90.",
+        "crop and ten patches). Checkpointed every 15 minutes and resumed across sessions. The paper's length, on a "
+        "GPU: python -m alexnet_lib experiment alexnet_cifar_full --epochs 90 --output results/alexnet_cifar_full-90.json.",
     ),
     "alexnet_lr": Experiment(
         alexnet_lr, epochs=1, seeds=(0,),

@@ -9,16 +9,17 @@ import types
 import matplotlib
 import pytest
 
-from alexnet_lib.data import DATA_ENV, load_cifar10
 from alexnet_lib import experiments
 from alexnet_lib.cli import main
 from alexnet_lib.experiments import (
     EXPERIMENTS,
     Recorder,
     headline,
+    largest_rate_that_trains,
     loss_history,
     reproduce_first_epoch,
     run_experiment,
+    run_progress,
 )
 from alexnet_lib.plotting import plot_loss_windows, plot_lr_probe, plot_runs
 
@@ -246,6 +247,24 @@ def test_a_quick_run_is_refused_and_the_recorded_runs_stay(tmp_path, trained, ca
     assert f"--output {elsewhere}" in err
     quick = run_experiment("lrn", output=elsewhere, epochs=1, seeds=(0,), progress=False)
     assert len(trained) == 2 and quick["complete"] and quick["runs"]["with LRN seed=0"]["config"]["epochs"] == 1
+
+
+def test_the_long_run_uses_the_largest_rate_that_trained_in_the_probe():
+    probe = _results("alexnet_lr")
+    if not probe["complete"]:
+        pytest.skip("results/alexnet_lr.json is still growing")
+    assert experiments.FULL_LR == largest_rate_that_trains(probe["summary"])
+    assert _results("alexnet_cifar_full")["runs"]["alexnet seed=0"]["config"]["lr"] == experiments.FULL_LR
+
+
+def test_run_progress_says_where_a_growing_run_stands():
+    run = {"config": {"epochs": 10, "log_every": 10}, "wall_seconds": 5400.0,
+           "history": [{"epoch": 1, "val_top1_error": 0.4567, "lr": 0.01}],
+           "partial": {"epoch": 2, "batches": 1200, "train_loss_curve": [1.5, 1.25]}}
+    assert run_progress(run) == ("1 of 10 epochs finished; after epoch 1 the validation top-1 error was 45.7% at lr "
+                                 "0.01; epoch 2 stands at batch 1,200, the mean loss of its last 10 batches 1.250; "
+                                 "1.5 hours of training so far")
+    assert run_progress({**run, "history": [], "partial": None}) == "0 of 10 epochs finished; 1.5 hours of training so far"
 
 
 def test_a_probe_with_another_number_of_batches_is_refused(tmp_path, trained, monkeypatch):
