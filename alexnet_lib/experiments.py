@@ -507,7 +507,7 @@ def alexnet_cifar(rec: Recorder, epochs: int, seeds: tuple[int, ...]) -> dict:
 # that trained in alexnet_lr (a test checks the two agree). A 2-core CPU affords about ten epochs (an hour each)
 # in the 10-12 hour budget. The paper does not say how long "stopped improving" is; a drop after two
 # epochs without a new best (patience 1) lets the rate drop within those ten.
-FULL_LR, FULL_EPOCHS, FULL_PATIENCE, FULL_LOG_EVERY = 0.01, 10, 1, 10
+FULL_LR, FULL_EPOCHS, FULL_PATIENCE, FULL_LOG_EVERY = 0.003, 10, 1, 10
 
 
 def alexnet_cifar_full(rec: Recorder, epochs: int, seeds: tuple[int, ...]) -> dict:
