@@ -8,9 +8,12 @@ import matplotlib
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
+from torchvision.transforms import functional as TF
 
 matplotlib.use("Agg")
 
+from alexnet_lib.augment import BatchTransform  # noqa: E402
 from alexnet_lib.checkpoint import load_checkpoint  # noqa: E402
 from alexnet_lib.data import build_data  # noqa: E402
 from alexnet_lib.evaluate import confusion_matrix, embeddings, evaluate, nearest_neighbours, predictions  # noqa: E402
@@ -298,3 +301,30 @@ def test_evaluation_tools():
     grid = image_grid(images[:6], image_labels[:6], data.classes, columns=4)
     assert [ax.get_title() for ax in grid.axes if ax.images] == [data.classes[i] for i in image_labels[:6]]
     matplotlib.pyplot.close("all")
+
+
+@pytest.mark.parametrize("ten_crop", [False, True])
+def test_evaluate_equals_a_direct_computation(ten_crop):
+    # 8x8 images into a linear classifier of 6x6 views: the ten views see different pixels, and their logits
+    # (a few units apart) disagree often enough that averaging logits, or dropping the mirrored views, changes
+    # the loss and both error counts (37 -> 38 and 38 wrong of 48 at top-1, 7 -> 6 and 5 at top-5).
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (48, 3, 8, 8), dtype=torch.uint8)
+    labels = torch.randint(0, 6, (48,))
+    mean = images.float().mean(dim=0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 6 * 6, 6))
+    nn.init.normal_(model[1].weight, std=0.005)
+    loader = [(images[:32], labels[:32]), (images[32:], labels[32:])]
+    result = evaluate(model, loader, BatchTransform(mean, 6, augment=False), ten_crop=ten_crop, progress=False)
+
+    centred = images.float() - mean
+    views = TF.ten_crop(centred, 6) if ten_crop else [TF.center_crop(centred, 6)]
+    with torch.no_grad():
+        probs = torch.stack([F.softmax(model(view), dim=1) for view in views]).mean(dim=0)
+    top1_wrong = (probs.argmax(dim=1) != labels).sum().item()
+    top5_wrong = (probs.topk(5, dim=1).indices != labels[:, None]).all(dim=1).sum().item()
+    loss = F.nll_loss(probs.log(), labels).item()
+    assert result["images"] == 48
+    assert result["top1_error"] * 48 == pytest.approx(top1_wrong)
+    assert result["top5_error"] * 48 == pytest.approx(top5_wrong)
+    assert result["loss"] == pytest.approx(loss, rel=1e-5)
