@@ -193,6 +193,29 @@ def test_the_run_ends_at_a_plateau_after_three_drops(monkeypatch):
     assert trainer.finished
 
 
+def script_validation(monkeypatch, errors):
+    """Make each validation return the next of ``errors`` as its top-1 error; its loss falls every time."""
+    training = sys.modules["alexnet_lib.train"]  # the module; alexnet_lib.train is the function
+    scripted = enumerate(errors, start=1)
+
+    def validate(*args, **kwargs):
+        count, error = next(scripted)
+        return {"loss": 1 / count, "top1_error": error, "top5_error": error / 2}
+
+    monkeypatch.setattr(training, "evaluate", validate)
+
+
+def test_the_rate_drops_when_the_validation_error_plateaus(monkeypatch):
+    # Patience 1: the second validation in a row without a new best error drops the rate, after epochs 4 and 7.
+    script_validation(monkeypatch, [0.5, 0.4, 0.4, 0.4, 0.3, 0.3, 0.3])
+    trainer = Trainer(small(lr=0.01, patience=1, epochs=7))
+    # The training loss (and the validation loss) fall every epoch: a schedule that watched either would not drop.
+    monkeypatch.setattr(trainer, "train_epoch", lambda epoch: (1 / epoch, 0.5, 160, 1.0))
+    history = trainer.fit()
+    assert [r["lr"] for r in history] == pytest.approx([0.01] * 4 + [0.001] * 3)
+    assert trainer.lr == pytest.approx(1e-4)
+
+
 class Broken(nn.Module):
     """A linear classifier of 8x8 digits whose output is NaN."""
 
