@@ -216,6 +216,44 @@ def test_the_rate_drops_when_the_validation_error_plateaus(monkeypatch):
     assert trainer.lr == pytest.approx(1e-4)
 
 
+class Linear8(nn.Module):
+    """A linear classifier of 8x8 digits, their mean-subtracted 0-255 pixels brought to about [-1, 1]."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(3 * 8 * 8, 10)
+
+    def forward(self, x):
+        return self.linear(x.flatten(1) / 255)
+
+
+def test_a_run_resumed_across_a_rate_drop_equals_an_uninterrupted_one(tmp_path, monkeypatch):
+    # Patience 1: the rate drops after epoch 4. Stopped after epoch 3, only the restored count of bad epochs
+    # makes epoch 4 drop it; stopped after epoch 4, only the restored best makes epoch 5 a bad epoch.
+    errors = [0.5, 0.4, 0.4, 0.4, 0.4]
+
+    def trainer(name, epochs, **options):
+        torch.manual_seed(0)
+        data = build_data("digits", input_size=8, batch_size=20, limit=20, val_limit=10)
+        config = small(batch_size=20, lr=0.1, patience=1, epochs=epochs, output_dir=str(tmp_path / name), **options)
+        return Trainer(config, model=Linear8(), data=data)
+
+    script_validation(monkeypatch, errors)
+    whole = trainer("whole", 5)
+    whole.fit()
+    assert [r["lr"] for r in whole.history] == pytest.approx([0.1] * 4 + [0.01])
+    a = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")
+    for stop in (3, 4):
+        script_validation(monkeypatch, errors)
+        trainer(f"stopped-{stop}", stop).fit()
+        resumed = trainer(f"stopped-{stop}", 5, resume=True)
+        resumed.fit()
+        assert without_timing(resumed.history) == without_timing(whole.history), stop
+        b = load_checkpoint(tmp_path / f"stopped-{stop}" / "checkpoint.pt")
+        assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), stop
+        assert b["scheduler"] == a["scheduler"] and resumed.lr == whole.lr, stop
+
+
 class Broken(nn.Module):
     """A linear classifier of 8x8 digits whose output is NaN."""
 
