@@ -74,6 +74,12 @@ def test_tiny_training_run_writes_its_files(tmp_path, capsys):
     assert printed == json.loads(metrics.read_text())
     # Evaluated on the whole validation split (360 digits), not the 20 it validated on while training.
     assert printed["images"] == 360 and printed["epoch"] == 1
+    # On those 20 the numbers must be the ones the trainer measured for the weights it saved.
+    assert main(["evaluate", str(out / "checkpoint.pt"), "--val-limit", "20"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["images"] == 20
+    assert [again["loss"], again["top1_error"], again["top5_error"]] == pytest.approx(
+        [record["val_loss"], record["val_top1_error"], record["val_top5_error"]], rel=1e-6)
 
 
 def test_bad_arguments_give_one_line(capsys):

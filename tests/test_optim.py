@@ -59,3 +59,25 @@ def test_state_dict_round_trip():
 def test_bad_hyperparameters(kwargs):
     with pytest.raises(ValueError):
         PaperSGD([torch.nn.Parameter(torch.ones(1))], **kwargs)
+
+
+def test_thirty_steps_of_the_papers_update_with_a_drop_at_fifteen():
+    # A drop the way ReduceLROnPlateau makes one: the group's lr divided in place, mid-run.
+    torch.manual_seed(0)
+    a, b = torch.randn(8, 20, dtype=torch.float64) / 5, torch.randn(8, dtype=torch.float64)
+    start = torch.randn(20, dtype=torch.float64)
+    w = torch.nn.Parameter(start.clone())
+    opt = PaperSGD([w], lr=0.01)
+    expected, v, eps = start.clone(), torch.zeros(20, dtype=torch.float64), 0.01
+    for step in range(30):
+        if step == 15:
+            opt.param_groups[0]["lr"] /= 10
+            eps /= 10
+        opt.zero_grad()
+        ((a @ w - b) ** 2).sum().backward()
+        opt.step()
+        gradient = 2 * a.T @ (a @ expected - b)
+        v = 0.9 * v - 0.0005 * eps * expected - eps * gradient
+        expected = expected + v
+    # Decay at the rate before the drop would move w by up to 4e-4 of itself in 15 steps: far above rounding.
+    torch.testing.assert_close(w.detach(), expected, rtol=1e-12, atol=0)

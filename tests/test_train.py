@@ -8,9 +8,12 @@ import matplotlib
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
+from torchvision.transforms import functional as TF
 
 matplotlib.use("Agg")
 
+from alexnet_lib.augment import BatchTransform  # noqa: E402
 from alexnet_lib.checkpoint import load_checkpoint  # noqa: E402
 from alexnet_lib.data import build_data  # noqa: E402
 from alexnet_lib.evaluate import confusion_matrix, embeddings, evaluate, nearest_neighbours, predictions  # noqa: E402
@@ -190,6 +193,67 @@ def test_the_run_ends_at_a_plateau_after_three_drops(monkeypatch):
     assert trainer.finished
 
 
+def script_validation(monkeypatch, errors):
+    """Make each validation return the next of ``errors`` as its top-1 error; its loss falls every time."""
+    training = sys.modules["alexnet_lib.train"]  # the module; alexnet_lib.train is the function
+    scripted = enumerate(errors, start=1)
+
+    def validate(*args, **kwargs):
+        count, error = next(scripted)
+        return {"loss": 1 / count, "top1_error": error, "top5_error": error / 2}
+
+    monkeypatch.setattr(training, "evaluate", validate)
+
+
+def test_the_rate_drops_when_the_validation_error_plateaus(monkeypatch):
+    # Patience 1: the second validation in a row without a new best error drops the rate, after epochs 4 and 7.
+    script_validation(monkeypatch, [0.5, 0.4, 0.4, 0.4, 0.3, 0.3, 0.3])
+    trainer = Trainer(small(lr=0.01, patience=1, epochs=7))
+    # The training loss (and the validation loss) fall every epoch: a schedule that watched either would not drop.
+    monkeypatch.setattr(trainer, "train_epoch", lambda epoch: (1 / epoch, 0.5, 160, 1.0))
+    history = trainer.fit()
+    assert [r["lr"] for r in history] == pytest.approx([0.01] * 4 + [0.001] * 3)
+    assert trainer.lr == pytest.approx(1e-4)
+
+
+class Linear8(nn.Module):
+    """A linear classifier of 8x8 digits, their mean-subtracted 0-255 pixels brought to about [-1, 1]."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(3 * 8 * 8, 10)
+
+    def forward(self, x):
+        return self.linear(x.flatten(1) / 255)
+
+
+def test_a_run_resumed_across_a_rate_drop_equals_an_uninterrupted_one(tmp_path, monkeypatch):
+    # Patience 1: the rate drops after epoch 4. Stopped after epoch 3, only the restored count of bad epochs
+    # makes epoch 4 drop it; stopped after epoch 4, only the restored best makes epoch 5 a bad epoch.
+    errors = [0.5, 0.4, 0.4, 0.4, 0.4]
+
+    def trainer(name, epochs, **options):
+        torch.manual_seed(0)
+        data = build_data("digits", input_size=8, batch_size=20, limit=20, val_limit=10)
+        config = small(batch_size=20, lr=0.1, patience=1, epochs=epochs, output_dir=str(tmp_path / name), **options)
+        return Trainer(config, model=Linear8(), data=data)
+
+    script_validation(monkeypatch, errors)
+    whole = trainer("whole", 5)
+    whole.fit()
+    assert [r["lr"] for r in whole.history] == pytest.approx([0.1] * 4 + [0.01])
+    a = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")
+    for stop in (3, 4):
+        script_validation(monkeypatch, errors)
+        trainer(f"stopped-{stop}", stop).fit()
+        resumed = trainer(f"stopped-{stop}", 5, resume=True)
+        resumed.fit()
+        assert without_timing(resumed.history) == without_timing(whole.history), stop
+        b = load_checkpoint(tmp_path / f"stopped-{stop}" / "checkpoint.pt")
+        assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), stop
+        assert b["scheduler"] == a["scheduler"] and resumed.lr == whole.lr, stop
+
+
 class Broken(nn.Module):
     """A linear classifier of 8x8 digits whose output is NaN."""
 
@@ -298,3 +362,30 @@ def test_evaluation_tools():
     grid = image_grid(images[:6], image_labels[:6], data.classes, columns=4)
     assert [ax.get_title() for ax in grid.axes if ax.images] == [data.classes[i] for i in image_labels[:6]]
     matplotlib.pyplot.close("all")
+
+
+@pytest.mark.parametrize("ten_crop", [False, True])
+def test_evaluate_equals_a_direct_computation(ten_crop):
+    # 8x8 images into a linear classifier of 6x6 views: the ten views see different pixels, and their logits
+    # (a few units apart) disagree often enough that averaging logits, or dropping the mirrored views, changes
+    # the loss and both error counts (37 -> 38 and 38 wrong of 48 at top-1, 7 -> 6 and 5 at top-5).
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (48, 3, 8, 8), dtype=torch.uint8)
+    labels = torch.randint(0, 6, (48,))
+    mean = images.float().mean(dim=0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 6 * 6, 6))
+    nn.init.normal_(model[1].weight, std=0.005)
+    loader = [(images[:32], labels[:32]), (images[32:], labels[32:])]
+    result = evaluate(model, loader, BatchTransform(mean, 6, augment=False), ten_crop=ten_crop, progress=False)
+
+    centred = images.float() - mean
+    views = TF.ten_crop(centred, 6) if ten_crop else [TF.center_crop(centred, 6)]
+    with torch.no_grad():
+        probs = torch.stack([F.softmax(model(view), dim=1) for view in views]).mean(dim=0)
+    top1_wrong = (probs.argmax(dim=1) != labels).sum().item()
+    top5_wrong = (probs.topk(5, dim=1).indices != labels[:, None]).all(dim=1).sum().item()
+    loss = F.nll_loss(probs.log(), labels).item()
+    assert result["images"] == 48
+    assert result["top1_error"] * 48 == pytest.approx(top1_wrong)
+    assert result["top5_error"] * 48 == pytest.approx(top5_wrong)
+    assert result["loss"] == pytest.approx(loss, rel=1e-5)
