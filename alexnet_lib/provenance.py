@@ -13,11 +13,14 @@ import torch
 
 
 def git_commit(path: str | os.PathLike | None = None) -> str | None:
-    """The checkout's HEAD commit, with ``+dirty`` when tracked files differ from it."""
+    """The checkout's HEAD commit, with ``+dirty`` when tracked files other than results/ differ from it.
+
+    An experiment writes its own results file as it goes: that is its output, not a change to the code.
+    """
     cwd = Path(path or Path(__file__).resolve().parent)
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top,exclude)results"], cwd=cwd,
                                capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return None
