@@ -143,20 +143,21 @@ class Recorder:
                "wall_seconds": 0.0, "analysis": None, "provenance": provenance(self.command), "complete": False}
         self.trained += 1
 
-        def record(epoch_record: dict | None = None) -> bool:
+        def record(epoch_record: dict | None = None, partial: dict | None = None) -> bool:
             run["wall_seconds"] = round(sum(s["wall_seconds"] for s in trainer.segments), 1)
-            run.pop("partial", None)
+            # A long epoch's loss windows reach the file at every mid-epoch checkpoint, not only at its end.
+            if partial is None:
+                run.pop("partial", None)
+            else:
+                run["partial"] = partial
             self.results["runs"][label] = run
             self.results["complete"] = False
             self._write()
             return stop_at is not None and epoch_record is not None and epoch_record["train_error"] <= stop_at
 
         def record_partial(position: dict) -> None:
-            # A long epoch's loss windows reach the file at every checkpoint, not only at its end.
-            record()
-            run["partial"] = {"epoch": position["epoch"], "batches": position["batch"],
-                              "train_loss_curve": position["loss_curve"]}
-            self._write()
+            record(partial={"epoch": position["epoch"], "batches": position["batch"],
+                            "train_loss_curve": position["loss_curve"]})
 
         try:
             trainer.fit(after_epoch=record, command=self.command, after_checkpoint=record_partial)
