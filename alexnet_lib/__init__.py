@@ -1,13 +1,14 @@
 """AlexNet (Krizhevsky, Sutskever and Hinton, NIPS 2012), reproduced layer by layer."""
 
 from .cifar_net import CifarNet
+from .config import TrainConfig
 from .data import DataBundle, build_data
 from .evaluate import evaluate
 from .lrn import LocalResponseNorm, local_response_norm
 from .model import AlexNet, conv_output_size, feature_map_side
 from .optim import PaperSGD
 from .summary import LayerTable, layer_table
-from .train import TrainConfig, Trainer, TrainingDiverged, train
+from .train import Trainer, TrainingDiverged, train
 
 __all__ = [
     "AlexNet",

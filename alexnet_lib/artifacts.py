@@ -30,9 +30,9 @@ import torch
 from torch.nn import functional as F
 
 from .checkpoint import load_checkpoint
+from .config import TrainConfig, build_model
 from .data import build_data, stratified_indices
 from .evaluate import confusion_matrix, embeddings, nearest_neighbours, predictions
-from .train import TrainConfig, build_model
 
 # Figure 4 shows eight test images with their top-5 labels and five with six neighbours each.
 TOP5_IMAGES, QUERY_IMAGES, NEIGHBOURS = 8, 5, 6
@@ -46,7 +46,7 @@ def export_artifacts(checkpoint: str | os.PathLike, output: str | os.PathLike, *
     state = load_checkpoint(checkpoint)
     config = TrainConfig.from_dict(state["config"])
     data = build_data(config.dataset, data_root if data_root is not None else config.data_root,
-                      input_size=config.model_input_size, batch_size=128, limit=config.limit,
+                      input_size=config.input_size, batch_size=128, limit=config.limit,
                       val_limit=config.val_limit, holdout=config.holdout, augment=False, seed=config.seed)
     model = build_model(config, data.num_classes)
     model.load_state_dict(state["model"])

@@ -21,13 +21,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torchvision.transforms import functional as TF
 
-# Section 2: images are rescaled so the shorter side is 256 and the central 256x256 patch
-# is kept; section 4.1 then takes 224x224 patches (227x227 in practice, see model.py).
-PAPER_SCALE_SIZE = 256
-PAPER_INPUT_SIZE = 227
+from .paper import INPUT_SIZE, PCA_STD, SCALE_SIZE
 
-# Section 4.1: alpha_i is drawn from "a Gaussian with mean zero and standard deviation 0.1".
-PCA_STD = 0.1
 PCA_SCALINGS = ("cuda-convnet", "fb.resnet.torch")
 
 
@@ -205,7 +200,7 @@ class ResizeCenterCrop:
     Runs in loader worker processes (picklable, no state beyond ``size``).
     """
 
-    def __init__(self, size: int = PAPER_SCALE_SIZE):
+    def __init__(self, size: int = SCALE_SIZE):
         self.size = size
 
     def __call__(self, image: Image.Image | np.ndarray) -> Tensor:
@@ -262,7 +257,7 @@ class BatchTransform(nn.Module):
         self.input_size = input_size
         self.upsample = input_size > self.stored_size
         if scale_size is None:
-            scale_size = round(input_size * PAPER_SCALE_SIZE / PAPER_INPUT_SIZE) if self.upsample else self.stored_size
+            scale_size = round(input_size * SCALE_SIZE / INPUT_SIZE) if self.upsample else self.stored_size
         if scale_size < input_size:
             raise ValueError(f"scale_size {scale_size} is smaller than input_size {input_size}")
         self.scale_size = scale_size

@@ -12,10 +12,16 @@ from torch import Tensor, nn
 
 from .lrn import effective_alpha
 from .model import AlexNet
+from .paper import DROPOUT, INIT_STD, LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE, PRINTED_INPUT_SIZE
 
 
 def loop_local_response_norm(
-    x: Tensor, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0, convention: str = "paper"
+    x: Tensor,
+    size: int = LRN_SIZE,
+    alpha: float = LRN_ALPHA,
+    beta: float = LRN_BETA,
+    k: float = LRN_K,
+    convention: str = "paper",
 ) -> Tensor:
     """LRN computed the way the post does: a Python loop over every (image, channel) pair."""
     coefficient = effective_alpha(alpha, size, convention)
@@ -32,7 +38,7 @@ def loop_local_response_norm(
 class LoopLocalResponseNorm(nn.Module):
     """Module form of :func:`loop_local_response_norm` (the paper's convention, as in the post)."""
 
-    def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0):
+    def __init__(self, size: int = LRN_SIZE, alpha: float = LRN_ALPHA, beta: float = LRN_BETA, k: float = LRN_K):
         super().__init__()
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 
@@ -55,13 +61,13 @@ class BlogAlexNet(AlexNet):
         relu_on_logits: bool = True,
         output_bias_one: bool = True,
         loop_lrn: bool = True,
-        dropout: float = 0.5,
+        dropout: float = DROPOUT,
     ):
         super().__init__(num_classes=num_classes, dropout=dropout, lrn_convention="paper")
         self.relu_on_logits = relu_on_logits
-        self.input_size = 224
+        self.input_size = PRINTED_INPUT_SIZE
         self.C1 = nn.Conv2d(3, 96, kernel_size=11, stride=4, padding=2)
-        nn.init.normal_(self.C1.weight, mean=0.0, std=0.01)
+        nn.init.normal_(self.C1.weight, mean=0.0, std=INIT_STD)
         nn.init.zeros_(self.C1.bias)
         if loop_lrn:
             self.N1, self.N2 = LoopLocalResponseNorm(), LoopLocalResponseNorm()

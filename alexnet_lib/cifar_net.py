@@ -27,6 +27,9 @@ from .lrn import LocalResponseNorm
 from .model import check_image_batch, check_num_classes
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+# cuda-convnet's CIFAR-10 nets see the 32x32 images whole (layers-80sec) or 24x24 crops of them (conv-local).
+CIFAR_NET_INPUT_SIZE = 32
+CONV_LOCAL_INPUT_SIZE = 24
 
 # layers-80sec.cfg, ``initW``: the standard deviation of each layer's Gaussian weights.
 # The file sets no ``initB``, so every bias starts at 0.
@@ -66,7 +69,7 @@ class CifarNet(nn.Module):
         lrn: bool = False,
         overlap: bool = True,
         dropout: float = 0.0,
-        input_size: int = 32,
+        input_size: int = CIFAR_NET_INPUT_SIZE,
         init: str = "cuda-convnet",
         hidden: tuple[int, ...] = (64,),
     ):
@@ -92,7 +95,8 @@ class CifarNet(nn.Module):
         def norm() -> nn.Module:
             if not lrn:
                 return nn.Identity()
-            return LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0, convention="cuda-convnet")
+            # Section 3.3's constants (LocalResponseNorm's defaults), in the cuda-convnet convention.
+            return LocalResponseNorm(convention="cuda-convnet")
 
         def pool(kind: type[nn.Module]) -> nn.Module:
             return kind(kernel_size=kernel, stride=2, ceil_mode=True)
@@ -167,7 +171,7 @@ class ConvLocalNet(nn.Module):
 
     INIT_STD = {"conv1": 1e-4, "conv2": 0.01, "conv3": 0.04, "conv4": 0.04, "fc10": 0.01}
 
-    def __init__(self, num_classes: int = 10, lrn: bool = True, input_size: int = 24):
+    def __init__(self, num_classes: int = 10, lrn: bool = True, input_size: int = CONV_LOCAL_INPUT_SIZE):
         super().__init__()
         check_num_classes(num_classes)
         side = pooled_side(pooled_side(input_size, 3, 2), 3, 2)
@@ -176,7 +180,8 @@ class ConvLocalNet(nn.Module):
         def norm() -> nn.Module:
             if not lrn:
                 return nn.Identity()
-            return LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0, convention="cuda-convnet")
+            # Section 3.3's constants (LocalResponseNorm's defaults), in the cuda-convnet convention.
+            return LocalResponseNorm(convention="cuda-convnet")
 
         self.conv1 = nn.Conv2d(3, 64, kernel_size=5, padding=2)
         self.pool1 = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)

@@ -41,7 +41,8 @@ from .data import DATA_ENV, DATASETS, build_data, fetch_cifar10
 from .evaluate import evaluate
 from .experiments import EXPERIMENTS, run_experiment
 from .runtime import pick_device
-from .train import MODELS, OPTIMIZERS, RESUMABLE_CHANGES, TrainConfig, TrainingDiverged, build_model, train
+from .config import MODELS, OPTIMIZERS, PRESETS, RESUMABLE_CHANGES, TrainConfig, build_model
+from .train import TrainingDiverged, train
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,7 +52,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-DATA_ROOT_HELP = f"data root directory (default: ${DATA_ENV}, else data/ in a checkout, else ~/.cache/alexnet_lib/data)"
+
+
+def _preset_help(name: str) -> str:
+    """Each model's default for the preset setting ``name``, as the help text says it."""
+    values = {}
+    for model, preset in PRESETS.items():
+        value = getattr(preset, name)
+        values.setdefault(value[0] if isinstance(value, tuple) else value, []).append(model)
+    return "default: " + "; ".join(f"{value} for {', '.join(models)}" for value, models in values.items())
+
+
+def _add_data_root(parser: argparse.ArgumentParser, default_help: str | None = None) -> None:
+    where = default_help or f"${DATA_ENV}, else data/ in a checkout, else ~/.cache/alexnet_lib/data"
+    parser.add_argument("--data-root", default=None, help=f"data root directory (default: {where})")
 
 
 def _positive_int(text: str) -> int:
@@ -72,8 +86,8 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--model", choices=MODELS, default=d.model,
                       help="alexnet (one column), alexnet-grouped (section 3.2's two columns), "
                       "cifar-net (Figure 1's CIFAR-10 network), cifar-conv-local (section 3.3's CIFAR-10 network)")
-    what.add_argument("--init", choices=("paper", "kaiming", "cuda-convnet"), default=None,
-                      help="weight initialisation (default: paper for AlexNet, cuda-convnet for cifar-net)")
+    inits = tuple(dict.fromkeys(init for preset in PRESETS.values() for init in preset.inits))
+    what.add_argument("--init", choices=inits, default=None, help="weight initialisation (" + _preset_help("inits") + ")")
     what.add_argument("--dropout", type=float, default=None, help="dropout rate (default: 0.5 AlexNet, 0 cifar-net)")
     what.add_argument("--lrn", action=bool_flag, default=None,
                       help="local response normalisation (default: off for cifar-net, on for the others)")
@@ -81,11 +95,11 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--overlap", action=bool_flag, default=d.overlap,
                       help="cifar-net only: 3/2 overlapping pools (section 3.4) or 2/2")
     what.add_argument("--input-size", type=_positive_int, default=None,
-                      help="model input side (default 227, cifar-net 32, cifar-conv-local 24)")
+                      help="model input side (" + _preset_help("input_size") + ")")
 
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", choices=DATASETS, default=d.dataset)
-    data.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
+    _add_data_root(data)
     data.add_argument("--download", action=bool_flag, default=d.download, help="let torchvision download CIFAR-10")
     data.add_argument("--fallback", action=bool_flag, default=d.fallback,
                       help="a demo: train on scikit-learn's digits when the dataset is missing (default: an error)")
@@ -102,9 +116,9 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     optim.add_argument("--epochs", type=_positive_int, default=d.epochs)
     optim.add_argument("--batch-size", type=_positive_int, default=d.batch_size,
                        help="images per step, all GPUs together")
-    optim.add_argument("--lr", type=float, default=None, help="learning rate (default 0.01; CIFAR nets 0.001)")
+    optim.add_argument("--lr", type=float, default=None, help="learning rate (" + _preset_help("lr") + ")")
     optim.add_argument("--momentum", type=float, default=d.momentum)
-    optim.add_argument("--weight-decay", type=float, default=None, help="default 5e-4; CIFAR nets 0.004")
+    optim.add_argument("--weight-decay", type=float, default=None, help=_preset_help("weight_decay"))
     optim.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer,
                        help="paper: section 5's rule, lr inside the velocity; sgd: torch.optim.SGD")
     optim.add_argument("--patience", type=int, default=d.patience,
@@ -142,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(commands.add_parser("train", help="train a network", description="Train a network."))
     ev = commands.add_parser("evaluate", help="error rates of a checkpoint", description="Evaluate a checkpoint.")
     ev.add_argument("checkpoint", help="checkpoint.pt written by train")
-    ev.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
+    _add_data_root(ev)
     ev.add_argument("--dataset", choices=DATASETS, default=None, help="default: the one it was trained on")
     ev.add_argument("--batch-size", type=_positive_int, default=128)
     ev.add_argument("--val-limit", type=_positive_int, default=None, help="evaluate on this many images only")
@@ -155,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "F2 neighbours to one .npz (alexnet_lib/artifacts.py).")
     art.add_argument("checkpoint", help="checkpoint.pt written by train")
     art.add_argument("--output", required=True, help="the .npz file to write")
-    art.add_argument("--data-root", default=None, help="data root directory (default: the training run's)")
+    _add_data_root(art, "the training run's")
     art.add_argument("--device", default=None)
     ex = commands.add_parser("experiment", help="re-measure a claim of the paper into results/NAME.json",
                              description="Run a named experiment (alexnet_lib/experiments.py).")
@@ -166,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "file's recorded ones are refused, so give them another --output")
     ex.add_argument("--seeds", type=int, nargs="+", default=None,
                     help="seeds of the main runs, added to those the results file records")
-    ex.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
+    _add_data_root(ex)
     ex.add_argument("--device", default=None)
     ex.add_argument("--runs-dir", default=None,
                     help="where the runs' checkpoints go, out of git (default: $ALEXNET_RUNS, else runs/)")
@@ -174,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     da = commands.add_parser("data", help="CIFAR-10 under the data root, downloaded once when missing",
                              description="Find CIFAR-10 under the data root; when it is missing, download it there "
                              "once with torchvision (MD5-checked). ALEXNET_OFFLINE=1 forbids the download.")
-    da.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
+    _add_data_root(da)
     return parser
 
 
@@ -243,7 +257,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     data = build_data(
         args.dataset or config.dataset,
         args.data_root if args.data_root is not None else config.data_root,
-        input_size=config.model_input_size,
+        input_size=config.input_size,
         batch_size=args.batch_size,
         limit=config.limit,
         val_limit=args.val_limit,

@@ -40,9 +40,10 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampl
 from torchvision.datasets import ImageFolder
 from tqdm.auto import tqdm
 
-from .augment import PCA_SCALINGS, PCA_STD, BatchTransform, ColourPCA, ResizeCenterCrop, fit_colour_pca
+from .augment import PCA_SCALINGS, BatchTransform, ColourPCA, ResizeCenterCrop, fit_colour_pca
 from .checkpoint import CheckpointError, load_tensors
 from .files import write_atomically
+from .paper import INPUT_SIZE, PCA_STD
 
 DATA_ENV = "ALEXNET_DATA"
 # Set to anything non-empty: never download (CI's check of the offline path, machines without a network).
@@ -617,7 +618,7 @@ def build_data(
     dataset: str = "cifar10",
     root: str | os.PathLike | None = None,
     *,
-    input_size: int = 227,
+    input_size: int = INPUT_SIZE,
     batch_size: int = 128,
     limit: int | None = None,
     val_limit: int | None = None,

@@ -43,22 +43,19 @@ import torch
 from torch import nn
 
 from .blog import BlogAlexNet
+from .checkpoint import CHECKPOINT_NAME
+from .config import EXECUTION_FIELDS, TrainConfig, build_model
+from .data import stratified_indices
 from .diagnostics import activity, step_sizes
 from .evaluate import confusion_matrix, evaluate, predictions
 from .files import json_text, write_json
+from .paper import PRINTED_INPUT_SIZE
 from .provenance import provenance
-from .checkpoint import CHECKPOINT_NAME
-from .data import stratified_indices
-from .train import Trainer, TrainConfig, TrainingDiverged, build_model
+from .train import Trainer, TrainingDiverged
 
 LN10 = math.log(10)
 RUNS_ENV = "ALEXNET_RUNS"
 CIFAR10_TRAIN_IMAGES = 50_000
-# Settings that say where and how a run executes, not what it computes.
-EXECUTION_FIELDS = (
-    "data_root", "download", "fallback", "device", "progress", "workers", "output_dir", "resume", "amp", "compile",
-    "checkpoint_minutes", "overwrite",
-)
 PREPROCESSING = (
     "CIFAR-10 as stored (50,000 training and 10,000 test images, the test set used for validation); "
     "the mean training image subtracted from every image (section 2), no other normalisation; training "
@@ -457,7 +454,7 @@ def blog_plateau(rec: Recorder, epochs: int, seeds: tuple[int, ...]) -> dict:
         for design in ("paper", "blog"):
             config = TrainConfig(model="alexnet", epochs=epochs, lr=lr, batch_size=BLOG_BATCH, limit=BLOG_IMAGES,
                                  val_limit=BLOG_VAL_IMAGES, log_every=4, seed=seeds[0],
-                                 input_size=224 if design == "blog" else None)
+                                 input_size=PRINTED_INPUT_SIZE if design == "blog" else None)
             network = {"blog": {"relu_on_logits": True, "output_bias_one": True}} if design == "blog" else None
             run = rec.run(f"{design} lr={lr:g}", config, network)
             curve = [x for r in loss_history(run) for x in r["train_loss_curve"]]

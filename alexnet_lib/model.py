@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .lrn import LocalResponseNorm
+from .paper import DROPOUT, INIT_STD, INPUT_SIZE
 
 LAYER_NAMES = ("C1", "N1", "S1", "C2", "N2", "S2", "C3", "C4", "C5", "S3", "F1", "F2", "F3")
 
@@ -72,10 +73,10 @@ class AlexNet(nn.Module):
         self,
         num_classes: int = 1000,
         groups: int = 1,
-        dropout: float = 0.5,
+        dropout: float = DROPOUT,
         lrn: bool = True,
         lrn_convention: str = "cuda-convnet",
-        input_size: int = 227,
+        input_size: int = INPUT_SIZE,
         init: str = "paper",
     ):
         super().__init__()
@@ -88,10 +89,10 @@ class AlexNet(nn.Module):
         self.num_classes, self.groups, self.input_size = num_classes, groups, input_size
 
         def norm() -> nn.Module:
-            # Section 3.3: k=2, n=5, alpha=1e-4, beta=0.75.
             if not lrn:
                 return nn.Identity()
-            return LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0, convention=lrn_convention, groups=groups)
+            # Section 3.3's n, alpha, beta and k are LocalResponseNorm's defaults (paper.py).
+            return LocalResponseNorm(convention=lrn_convention, groups=groups)
 
         # Section 3.5: "The first convolutional layer filters the 224x224x3 input image
         # with 96 kernels of size 11x11x3 with a stride of 4 pixels."
@@ -124,7 +125,7 @@ class AlexNet(nn.Module):
             if not isinstance(layer, (nn.Conv2d, nn.Linear)):
                 continue
             if init == "paper":
-                nn.init.normal_(layer.weight, mean=0.0, std=0.01)
+                nn.init.normal_(layer.weight, mean=0.0, std=INIT_STD)
                 nn.init.constant_(layer.bias, 1.0 if name in BIAS_ONE_LAYERS else 0.0)
             elif init == "kaiming":
                 nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")

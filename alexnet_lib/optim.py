@@ -19,6 +19,8 @@ from collections.abc import Iterable
 import torch
 from torch.optim import Optimizer
 
+from .paper import LEARNING_RATE, MOMENTUM, WEIGHT_DECAY
+
 
 class PaperSGD(Optimizer):
     """Momentum SGD exactly as section 5 writes it, learning rate inside the velocity.
@@ -31,9 +33,9 @@ class PaperSGD(Optimizer):
     def __init__(
         self,
         params: Iterable[torch.Tensor] | Iterable[dict],
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
+        lr: float = LEARNING_RATE,
+        momentum: float = MOMENTUM,
+        weight_decay: float = WEIGHT_DECAY,
     ):
         if lr < 0:
             raise ValueError(f"lr must be >= 0, got {lr}")

@@ -4,11 +4,7 @@ Section 5: "We trained our models using stochastic gradient descent with a batch
 examples, momentum of 0.9, and weight decay of 0.0005", learning rate 0.01, "divided by 10 when
 the validation error rate stopped improving with the current learning rate".  The paper does
 not say how long "stopped improving" is; ``patience`` (3 validations here) is our choice.
-The CIFAR-10 network instead defaults to cuda-convnet's ``layer-params-80sec.cfg``: learning
-rate (``epsW``) 0.001 and weight decay (``wc``) 0.004 of its convolutional layers; like ours,
-cuda-convnet scales the learning rate by 1/batch size (``getEps() / numCases``), i.e. it
-follows the mean gradient.  Its fully connected layers' wc=0.03 and biases' epsB=0.002 are
-not reproduced: one rate and one decay serve every parameter here.
+The options of a run and the models' presets live in config.py.
 
 :func:`train` runs a :class:`TrainConfig` and returns the history, one dict per epoch:
 
@@ -32,14 +28,11 @@ the hold-out existed did.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import math
 import pathlib
-import shlex
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -48,33 +41,16 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .cifar_net import CifarNet, ConvLocalNet
-from .data import DataBundle, build_data, resolve_data_root
+from .config import RESUMABLE_CHANGES, TrainConfig, build_model
+from .data import DataBundle, build_data
 from .evaluate import evaluate
 from .files import write_json
-from .model import AlexNet
 from .optim import PaperSGD
+from .paper import LR_DROP_FACTOR, LR_DROPS
 from .provenance import provenance
 from .runtime import pick_device
 
-MODELS = ("alexnet", "alexnet-grouped", "cifar-net", "cifar-conv-local")
-OPTIMIZERS = ("paper", "sgd")
-# (learning rate, weight decay) when the config leaves them unset: section 5, and layer-params-80sec.cfg.
-DEFAULT_HYPERPARAMETERS = {
-    "alexnet": (0.01, 5e-4),
-    "alexnet-grouped": (0.01, 5e-4),
-    "cifar-net": (0.001, 0.004),
-    "cifar-conv-local": (0.001, 0.004),
-}
-# cuda-convnet's CIFAR-10 nets see 32x32 images (layers-80sec) or 24x24 crops of them (conv-local).
-DEFAULT_INPUT_SIZE = {"cifar-net": 32, "cifar-conv-local": 24}
 TIMING_KEYS = ("seconds", "images_per_second")
-# Options that may change between a run and its resumption without changing its numbers, and ``lr``: a
-# resumption may lower the rate, which is how a diverged run follows the advice it printed.
-RESUMABLE_CHANGES = (
-    "epochs", "resume", "device", "amp", "compile", "workers", "output_dir", "data_root", "download", "log_every",
-    "progress", "checkpoint_minutes", "overwrite", "lr", "fallback",
-)
 LOCK_NAME = "run.lock"
 
 
@@ -82,129 +58,9 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN/inf or exploded, so further training would only fit noise."""
 
 
-@dataclass
-class TrainConfig:
-    """Every option of a training run (the command line's options, one field each)."""
-
-    model: str = "alexnet"
-    dataset: str = "cifar10"
-    data_root: str | None = None
-    download: bool = False
-    fallback: bool = False
-    epochs: int = 90
-    batch_size: int = 128
-    lr: float | None = None
-    momentum: float = 0.9
-    weight_decay: float | None = None
-    optimizer: str = "paper"
-    patience: int = 3
-    seed: int = 0
-    output_dir: str | None = None
-    resume: bool = False
-    device: str | None = None
-    amp: bool = True
-    compile: bool = False
-    workers: int = 0
-    limit: int | None = None
-    val_limit: int | None = None
-    augment: bool = True
-    input_size: int | None = None
-    init: str | None = None
-    dropout: float | None = None
-    lrn: bool | None = None
-    activation: str = "relu"
-    overlap: bool = True
-    holdout: int = 0
-    diverge_factor: float | None = 10.0
-    diverge_batches: int = 100
-    log_every: int = 20
-    checkpoint_minutes: float = 15.0
-    overwrite: bool = False
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        for name in ("epochs", "batch_size", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("lr", "momentum", "weight_decay", "patience", "workers", "holdout", "diverge_batches",
-                     "checkpoint_minutes"):
-            if getattr(self, name) is not None and getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.diverge_factor is not None and self.diverge_factor <= 1:
-            raise ValueError(f"diverge_factor must be above 1 (or None: stop on NaN/inf only), got {self.diverge_factor}")
-        if self.model != "cifar-net" and (self.activation != "relu" or not self.overlap):
-            raise ValueError("activation and overlap are switches of cifar-net; the other models use ReLU and 3/2 pools")
-        if self.model == "cifar-conv-local" and (self.init is not None or self.dropout is not None):
-            raise ValueError("cifar-conv-local has a fixed initialisation and no dropout")
-
-    @property
-    def model_input_size(self) -> int:
-        return self.input_size or DEFAULT_INPUT_SIZE.get(self.model, 227)
-
-    @property
-    def learning_rate(self) -> float:
-        """``lr``, or the model's default from DEFAULT_HYPERPARAMETERS."""
-        return self.lr if self.lr is not None else DEFAULT_HYPERPARAMETERS[self.model][0]
-
-    @property
-    def decay(self) -> float:
-        """``weight_decay``, or the model's default from DEFAULT_HYPERPARAMETERS."""
-        return self.weight_decay if self.weight_decay is not None else DEFAULT_HYPERPARAMETERS[self.model][1]
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
-        """The config of ``values``; options added since they were written take their defaults."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig options {unknown}")
-        return cls(**values)
-
-    def to_argv(self) -> list[str]:
-        """Command-line options that rebuild this config (only those that differ from the defaults)."""
-        argv = []
-        for field in dataclasses.fields(self):
-            value, flag = getattr(self, field.name), "--" + field.name.replace("_", "-")
-            if field.name == "resume" or value == field.default:
-                continue
-            if isinstance(value, bool):
-                argv.append(flag if value else "--no-" + flag[2:])
-            else:
-                argv += [flag, str(value)]
-        return argv
-
-    def resume_command(self, **changes) -> str:
-        """The shell command that resumes this run (with ``changes`` to its options, e.g. a lower ``lr``).
-
-        The data root is spelled out even when it came from $ALEXNET_DATA, and every word is quoted
-        for the shell.
-        """
-        launcher = ["python", "-m", "alexnet_lib"]
-        if distributed.world_size() > 1:
-            launcher = ["torchrun", f"--nproc-per-node={distributed.world_size()}", "-m", "alexnet_lib"]
-        root = resolve_data_root(self.data_root)
-        config = dataclasses.replace(self, data_root=str(root) if root else None, overwrite=False, **changes)
-        return shlex.join([*launcher, "train", *config.to_argv(), "--resume"])
-
-
-def build_model(config: TrainConfig, num_classes: int, **options) -> nn.Module:
-    """The network ``config.model`` names, with its switches (``options``: more constructor arguments)."""
-    options.update(num_classes=num_classes, input_size=config.model_input_size)
-    for name in ("init", "dropout", "lrn"):
-        if getattr(config, name) is not None:
-            options[name] = getattr(config, name)
-    if config.model == "cifar-net":
-        return CifarNet(activation=config.activation, overlap=config.overlap, **options)
-    if config.model == "cifar-conv-local":
-        return ConvLocalNet(**options)
-    return AlexNet(groups=2 if config.model == "alexnet-grouped" else 1, **options)
+def _floor(lr: float) -> float:
+    """The rate after section 5's last drop, below which the plateau rule does not go."""
+    return lr * LR_DROP_FACTOR**-LR_DROPS
 
 
 def _mixed_precision(device: torch.device, enabled: bool) -> tuple[torch.dtype | None, torch.amp.GradScaler]:
@@ -238,10 +94,12 @@ class Trainer:
         self.output_dir = pathlib.Path(config.output_dir) if config.output_dir else None
         # Before the (slow) data loading, so that a refused directory costs nothing.
         self._lock = self._claim_output_dir()
+        # The model owns its input size: the data is built for the model's, or the preset's.
+        input_size = getattr(model, "input_size", config.input_size)
         self.data = data or build_data(
             config.dataset,
             config.data_root,
-            input_size=config.model_input_size,
+            input_size=input_size,
             # batch_size is the whole step's batch (section 5's 128); each process takes its share.
             batch_size=config.batch_size // self.world_size,
             limit=config.limit,
@@ -257,6 +115,9 @@ class Trainer:
             pin_memory=cuda,
         )
         self.model = (model or build_model(config, self.data.num_classes)).to(self.device)
+        if getattr(self.model, "input_size", self.data.input_size) != self.data.input_size:
+            raise ValueError(f"the model takes {self.model.input_size}x{self.model.input_size} images, but the data "
+                             f"is built for {self.data.input_size}x{self.data.input_size}")
         # After the (identical) initialisation each process draws its own dropout masks.
         torch.manual_seed(config.seed + 1_000_003 * (self.rank + 1))
         self.channels_last = cuda
@@ -267,12 +128,11 @@ class Trainer:
         self.amp_dtype, self.scaler = _mixed_precision(self.device, config.amp)
         optimizer_cls = PaperSGD if config.optimizer == "paper" else torch.optim.SGD
         self.optimizer = optimizer_cls(
-            self.model.parameters(), lr=config.learning_rate, momentum=config.momentum, weight_decay=config.decay
+            self.model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
         )
-        # Section 5: "The learning rate was ... reduced three times prior to termination", so at most
-        # three drops of 10x: min_lr = lr / 1000.
+        # Section 5: divided by 10 on a plateau, "reduced three times prior to termination": min_lr = lr / 1000.
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, mode="min", factor=0.1, patience=config.patience, min_lr=config.learning_rate * 1e-3
+            self.optimizer, mode="min", factor=1 / LR_DROP_FACTOR, patience=config.patience, min_lr=_floor(config.lr)
         )
         self.history: list[dict] = []
         # The current epoch's windowed losses; kept when training diverges mid-epoch.
@@ -402,12 +262,12 @@ class Trainer:
         self.epoch, self.history = int(state["epoch"]), list(state["history"])
         self.finished = bool(state.get("finished", False))
         self.segments = list(state.get("segments", []))
-        if self.config.learning_rate != TrainConfig.from_dict(state["config"]).learning_rate:
+        if self.config.lr != TrainConfig.from_dict(state["config"]).lr:
             for group in self.optimizer.param_groups:
-                group["lr"] = self.config.learning_rate
-            self.scheduler.min_lrs = [self.config.learning_rate * 1e-3] * len(self.optimizer.param_groups)
+                group["lr"] = self.config.lr
+            self.scheduler.min_lrs = [_floor(self.config.lr)] * len(self.optimizer.param_groups)
             if self.main:
-                tqdm.write(f"resuming at lr {self.config.learning_rate:g}")
+                tqdm.write(f"resuming at lr {self.config.lr:g}")
         if state.get("position") is not None:
             # The loader draws from the global generator when an epoch starts: train_epoch restores it after that.
             self._position = {**state["position"], "rng": state["rng"]}

@@ -7,9 +7,10 @@ import torch
 from alexnet_lib.artifacts import NEIGHBOURS, QUERY_IMAGES, TOP5_IMAGES, export_artifacts, load_artifacts
 from alexnet_lib.checkpoint import load_checkpoint
 from alexnet_lib.cli import main
+from alexnet_lib.config import TrainConfig, build_model
 from alexnet_lib.data import build_data
 from alexnet_lib.evaluate import embeddings
-from alexnet_lib.train import TrainConfig, build_model, train
+from alexnet_lib.train import train
 
 pytestmark = pytest.mark.usefixtures("few_threads")
 

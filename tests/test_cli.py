@@ -12,8 +12,8 @@ from test_data import write_cifar_batches
 
 from alexnet_lib import cli
 from alexnet_lib.cli import build_parser, config_from_args, main
+from alexnet_lib.config import TrainConfig
 from alexnet_lib.data import DATA_ENV, OFFLINE_ENV
-from alexnet_lib.train import TrainConfig
 
 TINY = ["--model", "cifar-net", "--dataset", "digits", "--limit", "64", "--val-limit", "20", "--epochs", "1",
         "--batch-size", "16"]

@@ -10,7 +10,8 @@ import torch.multiprocessing as mp
 
 from alexnet_lib import distributed
 from alexnet_lib.checkpoint import load_checkpoint
-from alexnet_lib.train import TrainConfig, Trainer, train, without_timing
+from alexnet_lib.config import TrainConfig
+from alexnet_lib.train import Trainer, train, without_timing
 
 
 def config(output_dir) -> TrainConfig:

@@ -26,7 +26,8 @@ from alexnet_lib.plotting import plot_loss_windows, plot_lr_probe, plot_runs
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from alexnet_lib.augment import BatchTransform  # noqa: E402
-from alexnet_lib.train import TrainConfig, without_timing  # noqa: E402
+from alexnet_lib.config import TrainConfig  # noqa: E402
+from alexnet_lib.train import without_timing  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).resolve().parents[1] / "results"
 RECORD_KEYS = {"epoch", "train_loss", "train_error", "val_loss", "val_top1_error", "val_top5_error", "lr",

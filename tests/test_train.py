@@ -14,11 +14,12 @@ from torchvision.transforms import functional as TF
 matplotlib.use("Agg")
 
 from alexnet_lib.augment import BatchTransform  # noqa: E402
-from alexnet_lib.checkpoint import load_checkpoint  # noqa: E402
+from alexnet_lib.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from alexnet_lib.config import TrainConfig  # noqa: E402
 from alexnet_lib.data import build_data  # noqa: E402
 from alexnet_lib.evaluate import confusion_matrix, embeddings, evaluate, nearest_neighbours, predictions  # noqa: E402
 from alexnet_lib.plotting import filter_grid, image_grid, plot_confusion, plot_history  # noqa: E402
-from alexnet_lib.train import TrainConfig, Trainer, TrainingDiverged, train, without_timing  # noqa: E402
+from alexnet_lib.train import Trainer, TrainingDiverged, train, without_timing  # noqa: E402
 
 HISTORY_KEYS = {
     "epoch", "train_loss", "train_error", "val_loss", "val_top1_error", "val_top5_error", "lr", "seconds",
@@ -329,8 +330,31 @@ def test_config_errors():
     with pytest.raises(ValueError, match="unknown TrainConfig options"):
         TrainConfig.from_dict({"learning_rate": 0.1})
     assert TrainConfig.from_dict(small().to_dict()) == small()
-    assert (small().learning_rate, small().decay) == (0.001, 0.004)
-    assert (TrainConfig().learning_rate, TrainConfig().decay) == (0.01, 5e-4)
+    with pytest.raises(ValueError, match=r"alexnet is initialised with one of \('paper', 'kaiming'\)"):
+        TrainConfig(model="alexnet", init="cuda-convnet")
+
+
+def test_unset_settings_take_the_models_preset_when_the_config_is_made():
+    assert (small().lr, small().weight_decay, small().input_size) == (0.001, 0.004, 32)
+    assert (TrainConfig().lr, TrainConfig().weight_decay, TrainConfig().input_size) == (0.01, 5e-4, 227)
+    assert TrainConfig(model="cifar-conv-local").input_size == 24
+    # A config recorded before presets were resolved (None = the preset) reads back as the same run.
+    recorded = {**small().to_dict(), "lr": None, "weight_decay": None, "input_size": None}
+    assert TrainConfig.from_dict(recorded) == small()
+    assert TrainConfig(lr=0.003).lr == 0.003
+
+
+def test_a_checkpoint_written_before_presets_were_resolved_resumes_as_one_run(tmp_path):
+    whole = train(small(epochs=2))
+    config = small(output_dir=str(tmp_path))
+    train(config)
+    path = tmp_path / "checkpoint.pt"
+    state = load_checkpoint(path)
+    # What the code wrote before config.py resolved the presets: None for "the model's default".
+    state["config"].update(lr=None, weight_decay=None, input_size=None)
+    save_checkpoint(state, path)
+    resumed = train(small(output_dir=str(tmp_path), epochs=2, resume=True))
+    assert without_timing(resumed) == without_timing(whole)
 
 
 def test_evaluation_tools():

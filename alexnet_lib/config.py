@@ -1,0 +1,174 @@
+"""Run presets and the options of a training run: what a run is, before anything trains.
+
+Each model has a preset (:data:`PRESETS`): the learning rate, weight decay and input size a run
+takes when its config leaves them unset.  AlexNet's come from section 5 and section 3.5 (see
+paper.py).  The CIFAR-10 networks follow cuda-convnet's ``layer-params-80sec.cfg``: learning
+rate (``epsW``) 0.001 and weight decay (``wc``) 0.004 of its convolutional layers; like ours,
+cuda-convnet scales the learning rate by 1/batch size (``getEps() / numCases``), i.e. it follows
+the mean gradient.  Its fully connected layers' wc=0.03 and biases' epsB=0.002 are not
+reproduced: one rate and one decay serve every parameter here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from dataclasses import dataclass
+
+from torch import nn
+
+from . import distributed
+from .cifar_net import CIFAR_NET_INPUT_SIZE, CONV_LOCAL_INPUT_SIZE, CifarNet, ConvLocalNet
+from .data import resolve_data_root
+from .model import AlexNet
+from .paper import BATCH_SIZE, EPOCHS, INPUT_SIZE, LEARNING_RATE, MOMENTUM, WEIGHT_DECAY
+
+OPTIMIZERS = ("paper", "sgd")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A model's defaults: ``inits`` lists the initialisations it has, its default first."""
+
+    lr: float
+    weight_decay: float
+    input_size: int
+    inits: tuple[str, ...]
+
+
+PRESETS = {
+    "alexnet": Preset(LEARNING_RATE, WEIGHT_DECAY, INPUT_SIZE, ("paper", "kaiming")),
+    "alexnet-grouped": Preset(LEARNING_RATE, WEIGHT_DECAY, INPUT_SIZE, ("paper", "kaiming")),
+    "cifar-net": Preset(0.001, 0.004, CIFAR_NET_INPUT_SIZE, ("cuda-convnet", "kaiming")),
+    "cifar-conv-local": Preset(0.001, 0.004, CONV_LOCAL_INPUT_SIZE, ("cuda-convnet",)),
+}
+MODELS = tuple(PRESETS)
+# Settings that say where and how a run executes, not what it computes.
+EXECUTION_FIELDS = (
+    "data_root", "download", "fallback", "device", "progress", "workers", "output_dir", "resume", "amp", "compile",
+    "checkpoint_minutes", "overwrite",
+)
+# What may change between a run and its resumption: how it executes, how long it goes on, how often it
+# logs, and ``lr``: a resumption may lower the rate, which is how a diverged run follows the advice it printed.
+RESUMABLE_CHANGES = (*EXECUTION_FIELDS, "epochs", "log_every", "lr")
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a training run (the command line's options, one field each).
+
+    ``lr``, ``weight_decay`` and ``input_size`` left at None take the model's preset (:data:`PRESETS`)
+    when the config is made, so that each holds the value the run uses.
+    """
+
+    model: str = "alexnet"
+    dataset: str = "cifar10"
+    data_root: str | None = None
+    download: bool = False
+    fallback: bool = False
+    epochs: int = EPOCHS
+    batch_size: int = BATCH_SIZE
+    lr: float | None = None
+    momentum: float = MOMENTUM
+    weight_decay: float | None = None
+    optimizer: str = "paper"
+    patience: int = 3
+    seed: int = 0
+    output_dir: str | None = None
+    resume: bool = False
+    device: str | None = None
+    amp: bool = True
+    compile: bool = False
+    workers: int = 0
+    limit: int | None = None
+    val_limit: int | None = None
+    augment: bool = True
+    input_size: int | None = None
+    init: str | None = None
+    dropout: float | None = None
+    lrn: bool | None = None
+    activation: str = "relu"
+    overlap: bool = True
+    holdout: int = 0
+    diverge_factor: float | None = 10.0
+    diverge_batches: int = 100
+    log_every: int = 20
+    checkpoint_minutes: float = 15.0
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        for name in ("epochs", "batch_size", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("lr", "momentum", "weight_decay", "patience", "workers", "holdout", "diverge_batches",
+                     "checkpoint_minutes"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.diverge_factor is not None and self.diverge_factor <= 1:
+            raise ValueError(f"diverge_factor must be above 1 (or None: stop on NaN/inf only), got {self.diverge_factor}")
+        if self.model != "cifar-net" and (self.activation != "relu" or not self.overlap):
+            raise ValueError("activation and overlap are switches of cifar-net; the other models use ReLU and 3/2 pools")
+        if self.model == "cifar-conv-local" and (self.init is not None or self.dropout is not None):
+            raise ValueError("cifar-conv-local has a fixed initialisation and no dropout")
+        preset = PRESETS[self.model]
+        if self.init is not None and self.init not in preset.inits:
+            raise ValueError(f"{self.model} is initialised with one of {preset.inits}, got init={self.init!r}")
+        for name in ("lr", "weight_decay", "input_size"):
+            if getattr(self, name) is None:
+                setattr(self, name, getattr(preset, name))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        """The config of ``values``; options added since they were written take their defaults."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig options {unknown}")
+        return cls(**values)
+
+    def to_argv(self) -> list[str]:
+        """Command-line options that rebuild this config (only those that differ from the defaults)."""
+        argv = []
+        for field in dataclasses.fields(self):
+            value, flag = getattr(self, field.name), "--" + field.name.replace("_", "-")
+            if field.name == "resume" or value == field.default:
+                continue
+            if isinstance(value, bool):
+                argv.append(flag if value else "--no-" + flag[2:])
+            else:
+                argv += [flag, str(value)]
+        return argv
+
+    def resume_command(self, **changes) -> str:
+        """The shell command that resumes this run (with ``changes`` to its options, e.g. a lower ``lr``).
+
+        The data root is spelled out even when it came from $ALEXNET_DATA, and every word is quoted
+        for the shell.
+        """
+        launcher = ["python", "-m", "alexnet_lib"]
+        if distributed.world_size() > 1:
+            launcher = ["torchrun", f"--nproc-per-node={distributed.world_size()}", "-m", "alexnet_lib"]
+        root = resolve_data_root(self.data_root)
+        config = dataclasses.replace(self, data_root=str(root) if root else None, overwrite=False, **changes)
+        return shlex.join([*launcher, "train", *config.to_argv(), "--resume"])
+
+
+def build_model(config: TrainConfig, num_classes: int, **options) -> nn.Module:
+    """The network ``config.model`` names, with its switches (``options``: more constructor arguments)."""
+    options.update(num_classes=num_classes, input_size=config.input_size)
+    for name in ("init", "dropout", "lrn"):
+        if getattr(config, name) is not None:
+            options[name] = getattr(config, name)
+    if config.model == "cifar-net":
+        return CifarNet(activation=config.activation, overlap=config.overlap, **options)
+    if config.model == "cifar-conv-local":
+        return ConvLocalNet(**options)
+    return AlexNet(groups=2 if config.model == "alexnet-grouped" else 1, **options)
