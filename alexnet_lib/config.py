@@ -53,6 +53,11 @@ EXECUTION_FIELDS = (
 RESUMABLE_CHANGES = (*EXECUTION_FIELDS, "epochs", "log_every", "lr")
 
 
+def constant_rate(epochs: int) -> dict:
+    """The options of a run at a constant learning rate: ``epochs``, and a plateau rule that never fires."""
+    return {"epochs": epochs, "patience": epochs + 1}
+
+
 @dataclass
 class TrainConfig:
     """Every option of a training run (the command line's options, one field each).

@@ -44,7 +44,7 @@ from torch import nn
 
 from .blog import BlogAlexNet
 from .checkpoint import CHECKPOINT_NAME
-from .config import EXECUTION_FIELDS, TrainConfig, build_model
+from .config import EXECUTION_FIELDS, TrainConfig, build_model, constant_rate
 from .data import stratified_indices
 from .diagnostics import activity, step_sizes
 from .evaluate import confusion_matrix, evaluate, predictions
@@ -351,6 +351,8 @@ class Experiment:
     claim: str
     paper: dict
     setup: str
+    # Our measurement of the claim in one line, from the experiment's summary.
+    headline: Callable[[dict], str]
 
 
 RELU_TANH_LRS = (0.001, 0.003, 0.01)
@@ -360,8 +362,7 @@ TARGET_TRAIN_ERROR = 0.25
 
 def relu_tanh(rec: Recorder, epochs: int, seeds: tuple[int, ...]) -> dict:
     """Figure 1: epochs to 25% training error, ReLU vs tanh, each at its own best learning rate."""
-    # A constant learning rate: patience longer than the run.
-    base = TrainConfig(model="cifar-net", patience=epochs + 1)
+    base = TrainConfig(model="cifar-net", **constant_rate(epochs))
     best = {}
     for activation in ("relu", "tanh"):
         sweep = {}
@@ -429,7 +430,7 @@ WIDE_HEAD = {"hidden": [4096, 4096]}
 
 
 def dropout(rec: Recorder, epochs: int, seeds: tuple[int, ...]) -> dict:
-    base = TrainConfig(model="cifar-net", epochs=epochs, lr=DROPOUT_LR, limit=DROPOUT_TRAIN_IMAGES, patience=epochs + 1)
+    base = TrainConfig(model="cifar-net", lr=DROPOUT_LR, limit=DROPOUT_TRAIN_IMAGES, **constant_rate(epochs))
     summary = _compare(rec, {"dropout 0.5": (dataclasses.replace(base, dropout=0.5), WIDE_HEAD),
                              "no dropout": (dataclasses.replace(base, dropout=0.0), WIDE_HEAD)}, seeds)
     for label in ("dropout 0.5", "no dropout"):
@@ -601,9 +602,61 @@ def _probe_run(rec: Recorder, label: str, config: TrainConfig, batches: int) -> 
     return run
 
 
+def _relu_tanh_headline(s: dict) -> str:
+    relu = [e for e in s["epochs_to_target"]["relu"] if e is not None]
+    text = f"ReLU: {_mean_text([float(e) for e in relu])} epochs to {s['target_train_error']:.0%} training error"
+    if "ratio_tanh_over_relu" in s:
+        tanh = s["spread"]["tanh"]["values"]
+        return f"{text}, tanh: {_mean_text(tanh)}; ReLU {s['ratio_tanh_over_relu']:.1f}x faster"
+    if "ratio_lower_bound" in s:
+        tanh = s["epochs_to_target"]["tanh"]
+        reached = len(tanh) - tanh.count(None)
+        return (f"{text}; {reached} of {len(tanh)} tanh runs got there within {s['max_epochs']} epochs: "
+                f"ReLU at least {s['ratio_lower_bound']:.1f}x faster")
+    return f"ReLU did not reach {s['target_train_error']:.0%} training error in {s['max_epochs']} epochs"
+
+
+def _ablation_headline(s: dict) -> str:
+    parts = [f"{label}: {_mean_text([100 * v for v in e['values']])}%" for label, e in s["val_top1_error"].items()]
+    return f"test error {', '.join(parts)}; {100 * s['improvement']:+.2f} points for the paper's choice"
+
+
+def _dropout_headline(s: dict) -> str:
+    return "; ".join(f"{label}: training error {100 * r['final_train_error']:.1f}%, test error "
+                     f"{100 * r['final_val_top1_error']:.1f}%, best test loss at epoch {r['best_val_loss_epoch']}"
+                     for label, r in s["seed_0"].items())
+
+
+def _blog_plateau_headline(s: dict) -> str:
+    return "; ".join(f"{label}: " + ("diverged" if r["diverged"] else f"loss {r['last_window_loss']:.4f}")
+                     + (" (= ln 10)" if r["at_ln10"] else "") for label, r in s.items())
+
+
+def _alexnet_cifar_full_headline(s: dict) -> str:
+    return (f"after {s['epochs']} epochs (lr drops after epochs {s['lr_drops_after_epochs'] or 'none'}): test "
+            f"top-1 error {s['test_centre_top1_error']:.1%} (ten patches {s['test_ten_crop_top1_error']:.1%}), "
+            f"top-5 {s['test_centre_top5_error']:.1%} (ten patches {s['test_ten_crop_top5_error']:.1%}), at "
+            f"{s['images_per_second']:.0f} training images/s")
+
+
+def _alexnet_lr_headline(s: dict) -> str:
+    return "; ".join(f"{label}: loss {r['first_window_loss']:.2f} in the first 10 batches, at most "
+                     f"{r['max_window_loss']:.2f}, {r['last_50_batches_loss']:.3f} over batches "
+                     f"{r['batches'] - 49}-{r['batches']} (ln 10 = {LN10:.3f}); held-out error "
+                     f"{r['held_out_error_end']:.1%}" for label, r in s.items())
+
+
+def _alexnet_cifar_headline(s: dict) -> str:
+    text = (f"after {s['epochs']} epochs: test top-1 error {s['final_val_top1_error']:.1%}, top-5 "
+            f"{s['final_val_top5_error']:.1%}, at {s['images_per_second']:.0f} training images/s")
+    if "ten_crop_top1_error" in s:
+        text += f"; ten patches: top-1 {s['ten_crop_top1_error']:.1%}"
+    return text
+
+
 EXPERIMENTS: dict[str, Experiment] = {
     "relu_tanh": Experiment(
-        relu_tanh, epochs=15, seeds=(0, 1, 2),
+        relu_tanh, epochs=15, seeds=(0, 1, 2), headline=_relu_tanh_headline,
         claim="A four-layer convolutional neural network with ReLUs reaches a 25% training error rate on "
         "CIFAR-10 six times faster than an equivalent network with tanh neurons (section 3.1, Figure 1).",
         paper={"speedup": 6, "relu_epochs_to_25pct": "about 6 (read off Figure 1)",
@@ -613,7 +666,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         "lowest training error; training error measured during each epoch, on augmented batches.",
     ),
     "lrn": Experiment(
-        lrn, epochs=10, seeds=(0,),
+        lrn, epochs=10, seeds=(0,), headline=_ablation_headline,
         claim="A four-layer CNN achieved a 13% test error rate without normalization and 11% with "
         "normalization on CIFAR-10 (section 3.3).",
         paper={"test_error_without": 0.13, "test_error_with": 0.11},
@@ -622,7 +675,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         "10 epochs with the learning rate divided by 10 on a validation plateau (the cfg files train far longer).",
     ),
     "pooling": Experiment(
-        pooling, epochs=8, seeds=(0, 1),
+        pooling, epochs=8, seeds=(0, 1), headline=_ablation_headline,
         claim="Overlapping pooling (z=3, s=2) reduces the top-1 and top-5 error rates by 0.4% and 0.3% "
         "compared with the non-overlapping scheme z=2, s=2 (section 3.4, ImageNet).",
         paper={"top1_reduction": 0.004, "top5_reduction": 0.003, "dataset": "ImageNet"},
@@ -630,7 +683,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         "learning rate 0.001 divided by 10 on a validation plateau.",
     ),
     "dropout": Experiment(
-        dropout, epochs=25, seeds=(0,),
+        dropout, epochs=25, seeds=(0,), headline=_dropout_headline,
         claim="Without dropout, our network exhibits substantial overfitting. Dropout roughly doubles the "
         "number of iterations required to converge (section 4.2).",
         paper={"iterations_factor": 2},
@@ -640,7 +693,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         "from its small initialisation in two epochs).",
     ),
     "blog_plateau": Experiment(
-        blog_plateau, epochs=4, seeds=(0,),
+        blog_plateau, epochs=4, seeds=(0,), headline=_blog_plateau_headline,
         claim="The blog reproduction's training loss stayed near 2.30 = ln 10, the loss of a uniform guess "
         "over 10 classes.",
         paper={"uniform_guess_loss": LN10},
@@ -650,7 +703,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         "(the blog fed 0-1 pixels).",
     ),
     "alexnet_cifar_full": Experiment(
-        alexnet_cifar_full, epochs=FULL_EPOCHS, seeds=(0,),
+        alexnet_cifar_full, epochs=FULL_EPOCHS, seeds=(0,), headline=_alexnet_cifar_full_headline,
         claim="AlexNet itself, trained with section 5's recipe on all of CIFAR-10 upsampled to 256 with 227 crops.",
         paper={"imagenet_top1_error": 0.375, "imagenet_top5_error": 0.17, "epochs": "about 90"},
         setup=f"The one-column paper model with its initialisation, batch 128, momentum 0.9, weight decay 5e-4, the "
@@ -662,7 +715,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         "GPU: python -m alexnet_lib experiment alexnet_cifar_full --epochs 90 --output results/alexnet_cifar_full-90.json.",
     ),
     "alexnet_lr": Experiment(
-        alexnet_lr, epochs=1, seeds=(0,),
+        alexnet_lr, epochs=1, seeds=(0,), headline=_alexnet_lr_headline,
         claim="The paper trains AlexNet at a learning rate of 0.01 (section 5); this book's earlier runs used 0.001 "
         "because one run at batch 32 was stopped as divergent after 8 batches.",
         paper={"lr": 0.01, "batch_size": 128},
@@ -675,7 +728,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         "units per layer (ReLU input <= 0 everywhere), the spread of the logits over images, the loss and the error.",
     ),
     "alexnet_cifar": Experiment(
-        alexnet_cifar, epochs=6, seeds=(0,),
+        alexnet_cifar, epochs=6, seeds=(0,), headline=_alexnet_cifar_headline,
         claim="AlexNet itself (section 5's recipe) on CIFAR-10 upsampled to 256 with 227 crops.",
         paper={"imagenet_top1_error": 0.375, "imagenet_top5_error": 0.17},
         setup="The one-column paper model with its initialisation, batch 128, momentum 0.9, weight decay "
@@ -689,51 +742,9 @@ EXPERIMENTS: dict[str, Experiment] = {
 
 def headline(results: dict) -> str:
     """Our measurement of the experiment's claim in one line, from its summary (a file still growing has none)."""
-    name, s = results["name"], results["summary"]
     if not results["complete"]:
         return f"in progress: {', '.join(results['runs']) or 'no run'} recorded so far"
-    if name == "relu_tanh":
-        relu = [e for e in s["epochs_to_target"]["relu"] if e is not None]
-        text = f"ReLU: {_mean_text([float(e) for e in relu])} epochs to {s['target_train_error']:.0%} training error"
-        if "ratio_tanh_over_relu" in s:
-            tanh = s["spread"]["tanh"]["values"]
-            return f"{text}, tanh: {_mean_text(tanh)}; ReLU {s['ratio_tanh_over_relu']:.1f}x faster"
-        if "ratio_lower_bound" in s:
-            tanh = s["epochs_to_target"]["tanh"]
-            reached = len(tanh) - tanh.count(None)
-            return (f"{text}; {reached} of {len(tanh)} tanh runs got there within {s['max_epochs']} epochs: "
-                    f"ReLU at least {s['ratio_lower_bound']:.1f}x faster")
-        return f"ReLU did not reach {s['target_train_error']:.0%} training error in {s['max_epochs']} epochs"
-    if name in ("lrn", "pooling"):
-        errors = s["val_top1_error"]
-        parts = [f"{label}: {_mean_text([100 * v for v in e['values']])}%" for label, e in errors.items()]
-        return f"test error {', '.join(parts)}; {100 * s['improvement']:+.2f} points for the paper's choice"
-    if name == "dropout":
-        parts = [f"{label}: training error {100 * r['final_train_error']:.1f}%, test error "
-                 f"{100 * r['final_val_top1_error']:.1f}%, best test loss at epoch {r['best_val_loss_epoch']}"
-                 for label, r in s["seed_0"].items()]
-        return "; ".join(parts)
-    if name == "blog_plateau":
-        parts = [f"{label}: " + ("diverged" if r["diverged"] else f"loss {r['last_window_loss']:.4f}")
-                 + (" (= ln 10)" if r["at_ln10"] else "") for label, r in s.items()]
-        return "; ".join(parts)
-    if name == "alexnet_cifar_full":
-        return (f"after {s['epochs']} epochs (lr drops after epochs {s['lr_drops_after_epochs'] or 'none'}): test "
-                f"top-1 error {s['test_centre_top1_error']:.1%} (ten patches {s['test_ten_crop_top1_error']:.1%}), "
-                f"top-5 {s['test_centre_top5_error']:.1%} (ten patches {s['test_ten_crop_top5_error']:.1%}), at "
-                f"{s['images_per_second']:.0f} training images/s")
-    if name == "alexnet_lr":
-        return "; ".join(f"{label}: loss {r['first_window_loss']:.2f} in the first 10 batches, at most "
-                         f"{r['max_window_loss']:.2f}, {r['last_50_batches_loss']:.3f} over batches "
-                         f"{r['batches'] - 49}-{r['batches']} (ln 10 = {LN10:.3f}); held-out error "
-                         f"{r['held_out_error_end']:.1%}" for label, r in s.items())
-    if name == "alexnet_cifar":
-        text = (f"after {s['epochs']} epochs: test top-1 error {s['final_val_top1_error']:.1%}, top-5 "
-                f"{s['final_val_top5_error']:.1%}, at {s['images_per_second']:.0f} training images/s")
-        if "ten_crop_top1_error" in s:
-            text += f"; ten patches: top-1 {s['ten_crop_top1_error']:.1%}"
-        return text
-    raise ValueError(f"no headline for experiment {name!r}")
+    return EXPERIMENTS[results["name"]].headline(results["summary"])
 
 
 def _mean_text(values: list[float]) -> str:

@@ -83,57 +83,19 @@ class Trainer:
         self.config = config
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
         self.main = distributed.is_main()
-        if config.device is None and self.world_size > 1 and torch.cuda.is_available():
-            self.device = torch.device("cuda", distributed.local_rank())
-        else:
-            self.device = pick_device(config.device)
-        cuda = self.device.type == "cuda"
+        self.device = self._choose_device()
         torch.manual_seed(config.seed)
         if config.batch_size % self.world_size:
             raise ValueError(f"batch_size {config.batch_size} must be divisible by the {self.world_size} processes")
         self.output_dir = pathlib.Path(config.output_dir) if config.output_dir else None
         # Before the (slow) data loading, so that a refused directory costs nothing.
         self._lock = self._claim_output_dir()
-        # The model owns its input size: the data is built for the model's, or the preset's.
-        input_size = getattr(model, "input_size", config.input_size)
-        self.data = data or build_data(
-            config.dataset,
-            config.data_root,
-            input_size=input_size,
-            # batch_size is the whole step's batch (section 5's 128); each process takes its share.
-            batch_size=config.batch_size // self.world_size,
-            limit=config.limit,
-            val_limit=config.val_limit,
-            holdout=config.holdout,
-            download=config.download,
-            fallback=config.fallback,
-            augment=config.augment,
-            seed=config.seed,
-            rank=self.rank,
-            world_size=self.world_size,
-            workers=config.workers,
-            pin_memory=cuda,
-        )
-        self.model = (model or build_model(config, self.data.num_classes)).to(self.device)
-        if getattr(self.model, "input_size", self.data.input_size) != self.data.input_size:
-            raise ValueError(f"the model takes {self.model.input_size}x{self.model.input_size} images, but the data "
-                             f"is built for {self.data.input_size}x{self.data.input_size}")
-        # After the (identical) initialisation each process draws its own dropout masks.
-        torch.manual_seed(config.seed + 1_000_003 * (self.rank + 1))
-        self.channels_last = cuda
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.data = data or self._build_data(getattr(model, "input_size", config.input_size))
+        self.model = self._place_model(model or build_model(config, self.data.num_classes))
         self.train_transform = self.data.train_transform.to(self.device)
         self.eval_transform = self.data.eval_transform.to(self.device)
         self.amp_dtype, self.scaler = _mixed_precision(self.device, config.amp)
-        optimizer_cls = PaperSGD if config.optimizer == "paper" else torch.optim.SGD
-        self.optimizer = optimizer_cls(
-            self.model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-        )
-        # Section 5: divided by 10 on a plateau, "reduced three times prior to termination": min_lr = lr / 1000.
-        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, mode="min", factor=1 / LR_DROP_FACTOR, patience=config.patience, min_lr=_floor(config.lr)
-        )
+        self.optimizer, self.scheduler = self._build_optimizer()
         self.history: list[dict] = []
         # The current epoch's windowed losses; kept when training diverges mid-epoch.
         self.loss_curve: list[float] = []
@@ -150,12 +112,65 @@ class Trainer:
         self._after_checkpoint: Callable[[dict], None] | None = None
         if config.resume:
             self.resume()
-        self.network = self.model
+        self.network = self._wrap_network()
+
+    def _choose_device(self) -> torch.device:
+        if self.config.device is None and self.world_size > 1 and torch.cuda.is_available():
+            return torch.device("cuda", distributed.local_rank())
+        return pick_device(self.config.device)
+
+    def _build_data(self, input_size: int) -> DataBundle:
+        """The config's data, built for the model's input size (the model owns it)."""
+        config = self.config
+        return build_data(
+            config.dataset,
+            config.data_root,
+            input_size=input_size,
+            # batch_size is the whole step's batch (section 5's 128); each process takes its share.
+            batch_size=config.batch_size // self.world_size,
+            limit=config.limit,
+            val_limit=config.val_limit,
+            holdout=config.holdout,
+            download=config.download,
+            fallback=config.fallback,
+            augment=config.augment,
+            seed=config.seed,
+            rank=self.rank,
+            world_size=self.world_size,
+            workers=config.workers,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    def _place_model(self, model: nn.Module) -> nn.Module:
+        """``model`` on the device, checked against the data's input size."""
+        if getattr(model, "input_size", self.data.input_size) != self.data.input_size:
+            raise ValueError(f"the model takes {model.input_size}x{model.input_size} images, but the data "
+                             f"is built for {self.data.input_size}x{self.data.input_size}")
+        model = model.to(self.device)
+        # After the (identical) initialisation each process draws its own dropout masks.
+        torch.manual_seed(self.config.seed + 1_000_003 * (self.rank + 1))
+        self.channels_last = self.device.type == "cuda"
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
+    def _build_optimizer(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.ReduceLROnPlateau]:
+        config = self.config
+        optimizer_cls = PaperSGD if config.optimizer == "paper" else torch.optim.SGD
+        optimizer = optimizer_cls(
+            self.model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+        # Section 5: divided by 10 on a plateau, "reduced three times prior to termination": min_lr = lr / 1000.
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=1 / LR_DROP_FACTOR, patience=config.patience, min_lr=_floor(config.lr)
+        )
+        return optimizer, scheduler
+
+    def _wrap_network(self) -> nn.Module:
+        """What the training step calls: the model, inside DDP across processes, compiled if asked."""
+        network = self.model
         if self.world_size > 1:
-            device_ids = [self.device.index] if cuda else None
-            self.network = nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
-        if config.compile:
-            self.network = torch.compile(self.network)
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            network = nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
+        return torch.compile(network) if self.config.compile else network
 
     @property
     def checkpoint_path(self) -> pathlib.Path | None:
