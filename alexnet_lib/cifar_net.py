@@ -39,6 +39,11 @@ CUDA_CONVNET_INIT_STD = {"conv1": 1e-4, "conv2": 0.01, "conv3": 0.01, "fc64": 0.
 WIDE_HEAD_INIT_STD = 0.01
 
 
+def response_norm(lrn: bool) -> nn.Module:
+    """Section 3.3's normalisation (its constants, cuda-convnet's convention), or nothing when ``lrn`` is off."""
+    return LocalResponseNorm(convention="cuda-convnet") if lrn else nn.Identity()
+
+
 def pooled_side(size: int, kernel: int, stride: int) -> int:
     """cuda-convnet's pooling output side (``layer.py``, outputsX=0): ceil((size - kernel) / stride) + 1."""
     return math.ceil((size - kernel) / stride) + 1
@@ -92,22 +97,16 @@ class CifarNet(nn.Module):
         def act() -> nn.Module:
             return ACTIVATIONS[activation]()
 
-        def norm() -> nn.Module:
-            if not lrn:
-                return nn.Identity()
-            # Section 3.3's constants (LocalResponseNorm's defaults), in the cuda-convnet convention.
-            return LocalResponseNorm(convention="cuda-convnet")
-
         def pool(kind: type[nn.Module]) -> nn.Module:
             return kind(kernel_size=kernel, stride=2, ceil_mode=True)
 
         self.conv1 = nn.Conv2d(3, 32, kernel_size=5, padding=2)
         self.pool1 = pool(nn.MaxPool2d)
-        self.act1, self.norm1 = act(), norm()
+        self.act1, self.norm1 = act(), response_norm(lrn)
         self.conv2 = nn.Conv2d(32, 32, kernel_size=5, padding=2)
         self.act2 = act()
         self.pool2 = pool(nn.AvgPool2d)
-        self.norm2 = norm()
+        self.norm2 = response_norm(lrn)
         self.conv3 = nn.Conv2d(32, 64, kernel_size=5, padding=2)
         self.act3 = act()
         self.pool3 = pool(nn.AvgPool2d)
@@ -177,17 +176,11 @@ class ConvLocalNet(nn.Module):
         side = pooled_side(pooled_side(input_size, 3, 2), 3, 2)
         self.num_classes, self.input_size = num_classes, input_size
 
-        def norm() -> nn.Module:
-            if not lrn:
-                return nn.Identity()
-            # Section 3.3's constants (LocalResponseNorm's defaults), in the cuda-convnet convention.
-            return LocalResponseNorm(convention="cuda-convnet")
-
         self.conv1 = nn.Conv2d(3, 64, kernel_size=5, padding=2)
         self.pool1 = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
-        self.norm1 = norm()
+        self.norm1 = response_norm(lrn)
         self.conv2 = nn.Conv2d(64, 64, kernel_size=5, padding=2)
-        self.norm2 = norm()
+        self.norm2 = response_norm(lrn)
         self.pool2 = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
         self.conv3 = nn.Conv2d(64, 64, kernel_size=3, padding=1)
         self.conv4 = nn.Conv2d(64, 32, kernel_size=3, padding=1)
