@@ -27,11 +27,12 @@ import pathlib
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from .checkpoint import load_checkpoint
 from .config import TrainConfig, build_model
-from .data import build_data, stratified_indices
+from .data import DataBundle, build_data, stratified_indices
 from .evaluate import confusion_matrix, embeddings, nearest_neighbours, predictions
 
 # Figure 4 shows eight test images with their top-5 labels and five with six neighbours each.
@@ -40,16 +41,29 @@ TOP5_IMAGES, QUERY_IMAGES, NEIGHBOURS = 8, 5, 6
 FIGURE_SEED = 2012
 
 
+def load_trained(state: dict, *, val_limit: int | None, data_root=None, dataset: str | None = None,
+                 batch_size: int = 128) -> tuple[nn.Module, DataBundle]:
+    """A checkpoint's network with its weights, and its data rebuilt as it was trained, without augmentation.
+
+    The training subset and the hold-out decide the mean image that evaluation subtracts, so both are
+    rebuilt as trained; ``data_root`` and ``dataset`` default to the run's, and ``val_limit`` (None: all)
+    limits the evaluation images.
+    """
+    config = TrainConfig.from_dict(state["config"])
+    data = build_data(dataset or config.dataset, data_root if data_root is not None else config.data_root,
+                      input_size=config.input_size, batch_size=batch_size, limit=config.limit,
+                      val_limit=val_limit, holdout=config.holdout, augment=False, seed=config.seed)
+    model = build_model(config, data.num_classes)
+    model.load_state_dict(state["model"])
+    return model, data
+
+
 def export_artifacts(checkpoint: str | os.PathLike, output: str | os.PathLike, *, data_root=None,
                      device: str | torch.device = "cpu", progress: bool = True) -> dict[str, np.ndarray]:
     """Compute the artifacts of ``checkpoint`` and write them to ``output`` (.npz); return them."""
     state = load_checkpoint(checkpoint)
-    config = TrainConfig.from_dict(state["config"])
-    data = build_data(config.dataset, data_root if data_root is not None else config.data_root,
-                      input_size=config.input_size, batch_size=128, limit=config.limit,
-                      val_limit=config.val_limit, holdout=config.holdout, augment=False, seed=config.seed)
-    model = build_model(config, data.num_classes)
-    model.load_state_dict(state["model"])
+    # The test images the run was scored on (a subset where it trained on one).
+    model, data = load_trained(state, data_root=data_root, val_limit=state["config"]["val_limit"])
     model = model.to(device).eval()
     test = data.test if data.test is not None else data.val
     test_images, test_labels = test.dataset.data.images, test.dataset.data.labels

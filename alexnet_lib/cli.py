@@ -35,13 +35,13 @@ import pathlib
 import sys
 
 from . import distributed
-from .artifacts import export_artifacts
+from .artifacts import export_artifacts, load_trained
 from .checkpoint import CheckpointError, load_checkpoint
-from .data import DATA_ENV, DATASETS, build_data, fetch_cifar10
+from .data import DATA_ENV, DATASETS, fetch_cifar10
 from .evaluate import evaluate
 from .experiments import EXPERIMENTS, run_experiment
 from .runtime import pick_device
-from .config import MODELS, OPTIMIZERS, PRESETS, RESUMABLE_CHANGES, TrainConfig, build_model
+from .config import MODELS, OPTIMIZERS, PRESETS, RESUMABLE_CHANGES, TrainConfig
 from .train import TrainingDiverged, train
 
 
@@ -251,22 +251,12 @@ def _train(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     state = load_checkpoint(args.checkpoint)
-    config = TrainConfig.from_dict(state["config"])
     device = pick_device(args.device)
-    # The training subset decides the mean image that evaluation subtracts, so it is rebuilt as trained.
-    data = build_data(
-        args.dataset or config.dataset,
-        args.data_root if args.data_root is not None else config.data_root,
-        input_size=config.input_size,
-        batch_size=args.batch_size,
-        limit=config.limit,
-        val_limit=args.val_limit,
-        augment=False,
-        seed=config.seed,
-    )
-    model = build_model(config, data.num_classes)
-    model.load_state_dict(state["model"])
-    metrics = evaluate(model.to(device), data.val, data.eval_transform, device, ten_crop=args.ten_crop)
+    # A run with a hold-out is scored on its test set.
+    model, data = load_trained(state, data_root=args.data_root, dataset=args.dataset, batch_size=args.batch_size,
+                               val_limit=args.val_limit)
+    test = data.test if data.test is not None else data.val
+    metrics = evaluate(model.to(device), test, data.eval_transform, device, ten_crop=args.ten_crop)
     metrics.update(checkpoint=str(args.checkpoint), epoch=int(state["epoch"]), data=data.source, ten_crop=args.ten_crop)
     print(json.dumps(metrics, indent=1))
     if args.output:

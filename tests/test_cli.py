@@ -14,6 +14,8 @@ from alexnet_lib import cli
 from alexnet_lib.cli import build_parser, config_from_args, main
 from alexnet_lib.config import TrainConfig
 from alexnet_lib.data import DATA_ENV, OFFLINE_ENV
+from alexnet_lib.evaluate import evaluate
+from alexnet_lib.train import Trainer
 
 TINY = ["--model", "cifar-net", "--dataset", "digits", "--limit", "64", "--val-limit", "20", "--epochs", "1",
         "--batch-size", "16"]
@@ -80,6 +82,24 @@ def test_tiny_training_run_writes_its_files(tmp_path, capsys):
     assert again["images"] == 20
     assert [again["loss"], again["top1_error"], again["top5_error"]] == pytest.approx(
         [record["val_loss"], record["val_top1_error"], record["val_top5_error"]], rel=1e-6)
+
+
+def test_a_run_with_a_hold_out_is_evaluated_on_its_test_set_with_its_own_mean_image(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--holdout", "20", "--output-dir", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "checkpoint.pt")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    # What the trainer's own data gives for the saved weights: the 44 images left after the hold-out
+    # make the mean image, and the 20 test digits it was limited to are scored.
+    trainer = Trainer(dataclasses.replace(config_from_args(build_parser().parse_args(
+        ["train", *TINY, "--holdout", "20", "--output-dir", str(out)])), resume=True))
+    own = evaluate(trainer.model, trainer.data.test, trainer.data.eval_transform, progress=False)
+    trainer.close()
+    assert printed["images"] == 360
+    assert main(["evaluate", str(out / "checkpoint.pt"), "--val-limit", "20"]) == 0
+    limited = json.loads(capsys.readouterr().out)
+    assert [limited["loss"], limited["images"]] == pytest.approx([own["loss"], own["images"]], rel=1e-6)
 
 
 def test_bad_arguments_give_one_line(capsys):
