@@ -116,7 +116,7 @@ def test_recorded_runs_are_kept(tmp_path, capsys):
     again = Recorder("pooling", path, progress=False).run("tiny", config)
     assert "kept" in capsys.readouterr().out and again == first
     recorded = path.read_bytes()
-    with pytest.raises(ValueError, match=r"records 'tiny' with lr=None; this run has lr=0.002\. Recorded runs are never"):
+    with pytest.raises(ValueError, match=r"records 'tiny' with lr=0.001; this run has lr=0.002\. Recorded runs are never"):
         Recorder("pooling", path, progress=False).run("tiny", TrainConfig(**{**config.to_dict(), "lr": 0.002}))
     assert path.read_bytes() == recorded
 
