@@ -43,6 +43,8 @@ PRESETS = {
     "cifar-conv-local": Preset(0.001, 0.004, CONV_LOCAL_INPUT_SIZE, ("cuda-convnet",)),
 }
 MODELS = tuple(PRESETS)
+# The settings a config left unset (None) takes from its model's preset.
+PRESET_FIELDS = ("lr", "weight_decay", "input_size")
 # Settings that say where and how a run executes, not what it computes.
 EXECUTION_FIELDS = (
     "data_root", "download", "fallback", "device", "progress", "workers", "output_dir", "resume", "amp", "compile",
@@ -123,7 +125,7 @@ class TrainConfig:
         preset = PRESETS[self.model]
         if self.init is not None and self.init not in preset.inits:
             raise ValueError(f"{self.model} is initialised with one of {preset.inits}, got init={self.init!r}")
-        for name in ("lr", "weight_decay", "input_size"):
+        for name in PRESET_FIELDS:
             if getattr(self, name) is None:
                 setattr(self, name, getattr(preset, name))
 
@@ -140,11 +142,15 @@ class TrainConfig:
         return cls(**values)
 
     def to_argv(self) -> list[str]:
-        """Command-line options that rebuild this config (only those that differ from the defaults)."""
-        argv = []
+        """Command-line options that rebuild this config (only those that differ from the defaults).
+
+        The model is named when it is not the default; its presets are not repeated.
+        """
+        preset, argv = TrainConfig(model=self.model), []
         for field in dataclasses.fields(self):
             value, flag = getattr(self, field.name), "--" + field.name.replace("_", "-")
-            if field.name == "resume" or value == field.default:
+            default = getattr(preset, field.name) if field.name in PRESET_FIELDS else field.default
+            if field.name == "resume" or value == default:
                 continue
             if isinstance(value, bool):
                 argv.append(flag if value else "--no-" + flag[2:])

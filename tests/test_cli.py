@@ -56,6 +56,8 @@ def test_to_argv_round_trips():
     assert parsed == config
     resumed = config_from_args(build_parser().parse_args(config.resume_command().split()[3:]))
     assert resumed == dataclasses.replace(config, resume=True)
+    # The model's own presets are not repeated: a command names only what was chosen.
+    assert TrainConfig(lr=0.001, epochs=2).to_argv() == ["--epochs", "2", "--lr", "0.001"]
 
 
 def test_tiny_training_run_writes_its_files(tmp_path, capsys):
