@@ -1,4 +1,4 @@
-"""The paper's update rule (section 5) as a PyTorch optimizer.
+"""The paper's update rule (section 5) as a PyTorch optimizer, and the path it takes on a small function.
 
 Krizhevsky et al. write the learning rate *inside* the velocity:
 
@@ -14,9 +14,10 @@ while PyTorch's rescales the whole accumulated velocity by the new rate at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
+from torch import Tensor
 from torch.optim import Optimizer
 
 from .paper import LEARNING_RATE, MOMENTUM, WEIGHT_DECAY
@@ -65,3 +66,23 @@ class PaperSGD(Optimizer):
                 # Section 5: w <- w + v
                 w.add_(v)
         return loss
+
+
+def descent_path(
+    loss: Callable[[Tensor], Tensor], start: Sequence[float], lr: float, momentum: float, steps: int
+) -> Tensor:
+    """Every point :class:`PaperSGD` (no weight decay) visits minimising ``loss`` from ``start``.
+
+    ``loss`` maps a float64 weight vector to a scalar; autograd supplies its gradient, the
+    way it does for a network.  Returns a ``(steps + 1, len(start))`` tensor: the start, then
+    the weights after each step.
+    """
+    w = torch.nn.Parameter(torch.tensor(start, dtype=torch.float64))
+    optimizer = PaperSGD([w], lr=lr, momentum=momentum, weight_decay=0.0)
+    path = [w.detach().clone()]
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss(w).backward()
+        optimizer.step()
+        path.append(w.detach().clone())
+    return torch.stack(path)

@@ -1,14 +1,20 @@
-"""Figures the notebooks draw: training curves, recorded runs, confusion matrices, C1's filters, image grids."""
+"""Figures the notebooks draw: training curves, recorded runs, confusion matrices, C1's filters, image grids,
+the architecture (Figure 2) and optimisation paths."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
+from matplotlib.patches import FancyArrowPatch, Rectangle
 from matplotlib.ticker import MaxNLocator
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+from .lrn import LocalResponseNorm
+from .summary import LayerTable, layer_table
 
 
 def plot_history(history: Sequence[dict], title: str | None = None) -> plt.Figure:
@@ -241,4 +247,160 @@ def plot_lr_probe(runs: dict[str, dict], layers: Sequence[str] = ("C1", "F3"),
     for ax in (loss_ax, step_ax, dead_ax):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    return fig
+
+
+# Figure 2's blocks, coloured by what the layer does.
+_KIND_COLOURS = {"Conv2d": "#9ecae1", "LocalResponseNorm": "#e0e0e0", "MaxPool2d": "#a1d99b", "Linear": "#fdd0a2"}
+_CROSS_COLOUR = "tab:red"
+
+
+def _shape_text(shape: Sequence[int]) -> str:
+    return "×".join(str(n) for n in shape)
+
+
+def _describe_layer(layer: nn.Module) -> str:
+    """What a layer does, read off the module itself so the figure follows the code."""
+    if isinstance(layer, nn.Conv2d):
+        # Kernels as section 3.5 writes them, width × height × depth: the depth is what grouping halves.
+        (kh, kw), (stride, _) = layer.kernel_size, layer.stride
+        kernels = f"{layer.out_channels} kernels {kh}×{kw}×{layer.in_channels // layer.groups}"
+        return kernels + (f", stride {stride}" if stride != 1 else "")
+    if isinstance(layer, nn.MaxPool2d):
+        return f"max-pool {layer.kernel_size}×{layer.kernel_size}, stride {layer.stride}"
+    if isinstance(layer, LocalResponseNorm):
+        return f"response normalisation, n = {layer.size}"
+    if isinstance(layer, nn.Linear):
+        return "fully connected"
+    return type(layer).__name__
+
+
+def _reads_both_halves(layer: nn.Module) -> bool:
+    """Whether each half of the layer's outputs depends on both halves of its inputs (section 3.2)."""
+    if isinstance(layer, nn.Linear):
+        return True
+    if isinstance(layer, (nn.Conv2d, LocalResponseNorm)):
+        return layer.groups == 1
+    # Max-pooling (and an Identity standing in for a switched-off LRN) works on each map by itself.
+    return False
+
+
+def plot_architecture(model: nn.Module, table: LayerTable | None = None) -> plt.Figure:
+    """Figure 2 of the paper, drawn from ``model`` and its layer table (computed when not given).
+
+    One row per layer, top to bottom, after the input image.  For ``AlexNet(groups=2)`` each
+    layer is split into two half-width blocks, one per GPU, labelled with that GPU's share of the
+    output; black arrows join a block to the one below it on the same GPU, and red arrows cross
+    between the columns where a layer reads the maps of both GPUs.  The right-hand column is the
+    whole layer's output shape, as in the layer table.
+    """
+    table = layer_table(model) if table is None else table
+    columns = getattr(model, "groups", 1)
+    if columns not in (1, 2):
+        raise ValueError(f"draws one column or two (groups 1 or 2), got groups={columns}")
+    # Section 3.2: "we put half of the kernels (or neurons) on each GPU".
+    for row in table:
+        if row.output_shape[0] % columns:
+            raise ValueError(f"{row.name}'s {row.output_shape[0]} outputs do not split over {columns} GPUs")
+
+    rows = len(table) + 1
+    step, height = 1.0, 0.5  # a row's pitch and a block's height, in data units: the gap shows the arrows
+    centres = [4.6, 7.4] if columns == 2 else [6.0]
+    width = 2.5 if columns == 2 else 5.3
+    fig, ax = plt.subplots(figsize=(10.5, 0.55 * rows + 1.2))
+    ax.set(xlim=(0, 12), ylim=(-(rows - 1) * step - 0.55, 1.05))
+    ax.axis("off")
+
+    def top(i: int) -> float:
+        return -i * step + height / 2
+
+    def bottom(i: int) -> float:
+        return -i * step - height / 2
+
+    def arrow(start, end, colour, gid):
+        patch = FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, color=colour, lw=1.6,
+                                shrinkA=0, shrinkB=0, zorder=1)
+        patch.set_gid(gid)
+        ax.add_patch(patch)
+
+    header = dict(fontsize=11, fontweight="bold", va="center")
+    ax.text(0.1, 0.75, "layer", ha="left", **header)
+    ax.text(11.9, 0.75, "output (C×H×W)", ha="right", **header)
+    for g, x in enumerate(centres):
+        ax.text(x, 0.75, f"GPU {g + 1}" if columns == 2 else "one GPU", ha="center", **header)
+
+    # The input: the whole image goes to every GPU.
+    input_shape = (3, model.input_size, model.input_size)
+    span = (centres[0] - width / 2, centres[-1] + width / 2)
+    ax.add_patch(Rectangle((span[0], -height / 2), span[1] - span[0], height, fc="white", ec="0.3", zorder=2))
+    ax.text(sum(span) / 2, 0, f"image {_shape_text(input_shape)}", ha="center", va="center", fontsize=10)
+    ax.text(0.1, 0, "input", ha="left", va="center", fontsize=10, fontweight="bold")
+    ax.text(11.9, 0, _shape_text(input_shape), ha="right", va="center", fontsize=10)
+
+    for i, row in enumerate(table, start=1):
+        layer = getattr(model, row.name)
+        y = -i * step
+        share = (row.output_shape[0] // columns, *row.output_shape[1:])
+        for x in centres:
+            ax.add_patch(Rectangle((x - width / 2, y - height / 2), width, height, zorder=2,
+                                   fc=_KIND_COLOURS.get(row.kind, "white"), ec="0.3"))
+            ax.text(x, y, _shape_text(share), ha="center", va="center", fontsize=10, zorder=3)
+        ax.text(0.1, y + 0.13, row.name, ha="left", va="center", fontsize=10, fontweight="bold")
+        ax.text(0.1, y - 0.2, _describe_layer(layer), ha="left", va="center", fontsize=9, color="0.25")
+        ax.text(11.9, y, _shape_text(row.output_shape), ha="right", va="center", fontsize=10)
+        cross = i > 1 and columns == 2 and _reads_both_halves(layer)
+        for g, x in enumerate(centres):
+            arrow((x, bottom(i - 1)), (x, top(i)), "0.2", f"own:{row.name}")
+            if cross:
+                arrow((centres[1 - g], bottom(i - 1)), (x, top(i)), _CROSS_COLOUR, f"cross:{row.name}")
+
+    if columns == 2:
+        handles = [Line2D([], [], color="0.2", lw=1.6, label="reads the maps of its own GPU only"),
+                   Line2D([], [], color=_CROSS_COLOUR, lw=1.6, label="reads both GPUs' maps: the GPUs communicate")]
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=10, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_descent_paths(loss: Callable[[Tensor], Tensor], paths: dict[str, Tensor],
+                       minimum: Sequence[float] = (0.0, 0.0)) -> plt.Figure:
+    """Paths of two-weight descents (``paths``: label -> (steps + 1, 2) points) over the contours of ``loss``.
+
+    ``loss`` is evaluated on a stacked grid, ``loss(torch.stack([x, y]))``, so it should index
+    its argument as ``w[0]`` and ``w[1]``.  Left: one panel per path, all on the same grid and
+    at equal scale in both directions, so that every step meets the contours at its true angle.
+    Right: each path's distance to ``minimum`` per step.
+    """
+    points = torch.cat(list(paths.values()))
+    centre = torch.tensor(minimum, dtype=points.dtype)
+    low, high = points.amin(dim=0), points.amax(dim=0)
+    margin = 0.06 * (high - low).max()
+    x = torch.linspace(low[0] - margin, high[0] + margin, 400, dtype=torch.float64)
+    y = torch.linspace(low[1] - margin, high[1] + margin, 200, dtype=torch.float64)
+    grid_y, grid_x = torch.meshgrid(y, x, indexing="ij")
+    values = loss(torch.stack([grid_x, grid_y]))
+    # Levels halving from ring to ring: evenly spaced levels would leave the floor of the ravine empty.
+    top = values.max().item()
+    levels = [top * 0.5 ** k for k in range(14, 0, -1)]
+
+    fig = plt.figure(figsize=(11.5, 1.9 * len(paths) + 0.6), constrained_layout=True)
+    grid = fig.add_gridspec(len(paths), 2, width_ratios=(2.3, 1))
+    distance_ax = fig.add_subplot(grid[:, 1])
+    for row, (label, path) in enumerate(paths.items()):
+        ax = fig.add_subplot(grid[row, 0])
+        ax.contour(grid_x.numpy(), grid_y.numpy(), values.numpy(), levels=levels, colors="0.75", linewidths=0.8)
+        ax.plot(path[:, 0], path[:, 1], "o-", color=f"C{row}", ms=3, lw=1.2)
+        ax.plot(*path[0], "ks", ms=6)
+        ax.plot(*path[-1], "o", color=f"C{row}", ms=8, mec="k")
+        ax.plot(*minimum, "k*", ms=12)
+        ax.set(aspect="equal", ylabel="$w_2$")
+        ax.set_title(f"{label}: {len(path) - 1} steps", fontsize=10)
+        ax.tick_params(labelsize=9)
+        distance_ax.plot((path - centre).norm(dim=1), color=f"C{row}", label=label)
+    ax.set_xlabel("$w_1$")
+    fig.suptitle("square: start    star: minimum    large dot: where the path ends", fontsize=10)
+    distance_ax.set(xlabel="step", ylabel="distance to the minimum", yscale="log", title="distance to the minimum")
+    distance_ax.grid(alpha=0.3)
+    distance_ax.legend(fontsize=9)
+    distance_ax.tick_params(labelsize=9)
     return fig

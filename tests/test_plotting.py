@@ -1,0 +1,115 @@
+"""The figures drawn from the library: Figure 2 from the layer table, and descent paths of PaperSGD."""
+
+import matplotlib
+import pytest
+import torch
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from alexnet_lib import AlexNet, layer_table  # noqa: E402
+from alexnet_lib.optim import descent_path  # noqa: E402
+from alexnet_lib.plotting import plot_architecture, plot_descent_paths  # noqa: E402
+
+# Notebook 08's ravine: f(w) = (a w1² + b w2²) / 2 and the settings its figure uses.
+A, B, LR, STEPS, START = 1.0, 100.0, 0.018, 60, (-10.0, 1.0)
+
+
+def ravine(w):
+    return 0.5 * (A * w[0] ** 2 + B * w[1] ** 2)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def texts(fig):
+    return [t.get_text() for ax in fig.axes for t in ax.texts]
+
+
+# --- descent_path ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.5, 0.9])
+def test_descent_path_is_the_papers_update(momentum):
+    # A tilted quadratic, so that the two weights' gradients mix.
+    h = torch.tensor([[3.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
+    target = torch.tensor([0.5, -1.0], dtype=torch.float64)
+    lr, steps = 0.1, 12
+    path = descent_path(lambda w: 0.5 * (w - target) @ h @ (w - target), [2.0, 1.0], lr, momentum, steps)
+    w, v = torch.tensor([2.0, 1.0], dtype=torch.float64), torch.zeros(2, dtype=torch.float64)
+    expected = [w.clone()]
+    for _ in range(steps):
+        v = momentum * v - lr * (h @ (w - target))  # section 5, without weight decay
+        w = w + v
+        expected.append(w.clone())
+    assert path.shape == (steps + 1, 2)
+    assert torch.allclose(path, torch.stack(expected), rtol=0, atol=1e-12)
+
+
+def test_descent_path_applies_no_weight_decay():
+    # A flat loss: with the paper's default decay the weights would shrink.
+    path = descent_path(lambda w: 0 * w.sum(), [1.0, -2.0], lr=0.1, momentum=0.9, steps=5)
+    assert torch.equal(path[-1], path[0])
+
+
+def test_in_the_ravine_sgd_zigzags_and_momentum_ends_closer():
+    sgd = descent_path(ravine, START, LR, 0.0, STEPS)
+    heavy = descent_path(ravine, START, LR, 0.9, STEPS)
+    # Plain SGD crosses the floor of the ravine at every one of its first steps ...
+    assert all(sgd[k, 1] * sgd[k + 1, 1] < 0 for k in range(5))
+    # ... and crawls along it: still far from the minimum, on the starting side.
+    assert sgd[-1, 0] < -1
+    assert heavy[-1].norm() < sgd[-1].norm() / 5
+
+
+def test_plot_descent_paths_draws_every_path():
+    paths = {"SGD": descent_path(ravine, START, LR, 0.0, 10), "momentum": descent_path(ravine, START, LR, 0.9, 10)}
+    fig = plot_descent_paths(ravine, paths)
+    assert len(fig.axes) == len(paths) + 1
+    for ax, path in zip(fig.axes[1:], paths.values()):
+        assert torch.allclose(torch.as_tensor(ax.lines[0].get_xydata()), path)
+    distances = [torch.as_tensor(line.get_ydata()) for line in fig.axes[0].lines]
+    assert [len(d) for d in distances] == [11, 11]
+    assert torch.allclose(distances[1], paths["momentum"].norm(dim=1))
+
+
+# --- Figure 2 -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs", [{"groups": 2}, {"groups": 2, "input_size": 131, "num_classes": 10},
+                                    {"groups": 1, "num_classes": 10}])
+def test_architecture_labels_every_shape_from_the_layer_table(kwargs):
+    torch.manual_seed(0)
+    model = AlexNet(**kwargs)
+    table = layer_table(model)
+    labels = texts(plot_architecture(model, table))
+    size = model.input_size
+    assert f"3×{size}×{size}" in labels
+    for row in table:
+        assert "×".join(map(str, row.output_shape)) in labels, row.name
+        half = (row.output_shape[0] // model.groups, *row.output_shape[1:])
+        assert labels.count("×".join(map(str, half))) >= model.groups, row.name
+        assert row.name in labels
+
+
+def test_architecture_marks_the_layers_that_read_both_gpus():
+    torch.manual_seed(0)
+    fig = plot_architecture(AlexNet(groups=2))
+    gids = [p.get_gid() or "" for p in fig.axes[0].patches]
+    crossing = {gid.split(":")[1] for gid in gids if gid.startswith("cross:")}
+    # Section 3.5: C3 and the fully connected layers read both GPUs; C2, C4 and C5 only their own.
+    assert crossing == {"C3", "F1", "F2", "F3"}
+    assert sum(gid == "cross:C3" for gid in gids) == 2
+    assert "reads the maps of its own GPU only" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+
+
+def test_architecture_one_column_has_no_crossings_and_readable_text():
+    torch.manual_seed(0)
+    fig = plot_architecture(AlexNet(groups=1))
+    assert not [p for p in fig.axes[0].patches if (p.get_gid() or "").startswith("cross:")]
+    assert fig.get_figwidth() >= 10
+    assert min(t.get_fontsize() for t in fig.axes[0].texts) >= 9
