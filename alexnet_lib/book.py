@@ -1,12 +1,37 @@
-"""Small helpers the book's notebooks share: Markdown tables, glued numbers, recorded results, checks."""
+"""Small helpers the book's notebooks share: run profile, Markdown tables, glued numbers, recorded results, checks."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import pathlib
 
+import torch
 from IPython.display import display
+
+PROFILE_ENV = "ALEXNET_PROFILE"
+PROFILES = ("quick", "full")
+
+
+def profile() -> str:
+    """``"quick"`` (small runs that finish on a laptop CPU) or ``"full"``.
+
+    ``ALEXNET_PROFILE`` decides when set; otherwise CI and machines without a
+    GPU get ``"quick"``, and a CUDA machine gets ``"full"``.
+    """
+    chosen = os.environ.get(PROFILE_ENV)
+    if chosen:
+        if chosen not in PROFILES:
+            raise ValueError(f"{PROFILE_ENV} must be one of {PROFILES}, got {chosen!r}")
+        return chosen
+    if os.environ.get("CI") or not torch.cuda.is_available():
+        return "quick"
+    return "full"
+
+
+def is_quick() -> bool:
+    return profile() == "quick"
 
 
 def show_table(header: list[str], rows: list[list], align: str | None = None) -> None:

@@ -31,12 +31,12 @@ ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 CIFAR_NET_INPUT_SIZE = 32
 CONV_LOCAL_INPUT_SIZE = 24
 
-# layers-80sec.cfg, ``initW``: the standard deviation of each layer's Gaussian weights.
-# The file sets no ``initB``, so every bias starts at 0.
+# layers-80sec.cfg, ``initW``: the standard deviation of each layer's Gaussian weights ("fc64"
+# stands for every hidden fully connected layer).  The file sets no ``initB``, so every bias starts at 0.
 CUDA_CONVNET_INIT_STD = {"conv1": 1e-4, "conv2": 0.01, "conv3": 0.01, "fc64": 0.1, "fc10": 0.1}
-# A head of other widths starts like AlexNet's (section 5: N(0, 0.01^2)); the cfg's 0.1 makes
-# a 4096-wide head's outputs overflow in the first steps.
-WIDE_HEAD_INIT_STD = 0.01
+# A head of other widths starts like AlexNet's fully connected layers (section 5: N(0, 0.01^2)); the
+# cfg's 0.1 makes a 4096-wide head's outputs overflow in the first steps.
+WIDE_HEAD_INIT_STD = {**CUDA_CONVNET_INIT_STD, "fc64": 0.01, "fc10": 0.01}
 
 
 def response_norm(lrn: bool) -> nn.Module:
@@ -65,6 +65,10 @@ class CifarNet(nn.Module):
     dropout acts on each one's output.  ``overlap=False`` uses 2/2 pools.  Pools use
     ``ceil_mode`` so that a 32x32 input gives 16, 8 and 4 as in cuda-convnet (PyTorch's
     default floor would give 15, 7, 3).
+
+    ``init_std`` gives the standard deviations of the ``"cuda-convnet"`` init, keyed as
+    :data:`CUDA_CONVNET_INIT_STD`.  Left out, it is that table for the cfg's head ``(64,)`` and
+    :data:`WIDE_HEAD_INIT_STD` for any other; ``self.init_std`` holds the table in use.
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class CifarNet(nn.Module):
         input_size: int = CIFAR_NET_INPUT_SIZE,
         init: str = "cuda-convnet",
         hidden: tuple[int, ...] = (64,),
+        init_std: dict[str, float] | None = None,
     ):
         super().__init__()
         check_num_classes(num_classes)
@@ -86,6 +91,10 @@ class CifarNet(nn.Module):
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if init_std is None:
+            init_std = CUDA_CONVNET_INIT_STD if tuple(hidden) == (64,) else WIDE_HEAD_INIT_STD
+        if set(init_std) != set(CUDA_CONVNET_INIT_STD):
+            raise ValueError(f"init_std must give the stds of {sorted(CUDA_CONVNET_INIT_STD)}, got {sorted(init_std)}")
         kernel = 3 if overlap else 2
         side = input_size
         for _ in range(3):
@@ -93,6 +102,7 @@ class CifarNet(nn.Module):
         if side < 1:
             raise ValueError(f"input_size {input_size} is too small for three stride-2 pools")
         self.num_classes, self.input_size, self.activation = num_classes, input_size, activation
+        self.init_std = dict(init_std)
 
         def act() -> nn.Module:
             return ACTIVATIONS[activation]()
@@ -118,10 +128,8 @@ class CifarNet(nn.Module):
         self.reset_parameters(init)
 
     def reset_parameters(self, init: str = "cuda-convnet") -> None:
-        """``"cuda-convnet"``: the cfg's initW stds (see WIDE_HEAD_INIT_STD), zero biases; ``"kaiming"``: He et al."""
-        stds = dict(CUDA_CONVNET_INIT_STD)
-        if [layer.out_features for layer in self.hidden] != [64]:
-            stds.update(fc64=WIDE_HEAD_INIT_STD, fc10=WIDE_HEAD_INIT_STD)
+        """``"cuda-convnet"``: Gaussians with the stds of ``self.init_std``, zero biases; ``"kaiming"``: He et al."""
+        stds = self.init_std
         layers = [(getattr(self, name), stds[name]) for name in ("conv1", "conv2", "conv3", "fc10")]
         for layer, std in layers + [(layer, stds["fc64"]) for layer in self.hidden]:
             if init == "cuda-convnet":

@@ -52,11 +52,6 @@ def sum_across(values: torch.Tensor) -> torch.Tensor:
     return values
 
 
-def barrier() -> None:
-    if active():
-        dist.barrier()
-
-
 def shutdown() -> None:
     if active():
         dist.destroy_process_group()

@@ -10,7 +10,7 @@ does :func:`torch.nn.functional.local_response_norm`.  Both conventions are
 available here through ``convention``; they are the same function with
 ``alpha_paper = alpha_code / n``.
 
-The same numbers come from three implementations, in this order below:
+The same numbers come from three implementations:
 
 - the reference, :func:`_formula`: the equation in differentiable tensor operations.  A model
   compiled as a whole with ``torch.compile`` runs it, fused into the model's own kernels.
@@ -20,6 +20,9 @@ The same numbers come from three implementations, in this order below:
 - the fallback, eager tensor operations on slices of the batch, wherever the fused kernels
   cannot run: no C++ compiler or no Triton, another device, a compile that failed, or
   ``ALEXNET_LRN_FUSED=0``.  :func:`fused_unavailable` says which applies.
+
+Below, the reference comes first, then :func:`local_response_norm` and
+:class:`LocalResponseNorm`, then the two fast paths in the order above.
 """
 
 from __future__ import annotations
@@ -37,13 +40,24 @@ from torch.nn import functional as F
 CONVENTIONS = ("paper", "cuda-convnet")
 
 
-def effective_alpha(alpha: float, size: int, convention: str) -> float:
-    """The coefficient that multiplies the window sum under ``convention``."""
-    if convention == "paper":
-        return alpha
-    if convention == "cuda-convnet":
-        return alpha / size
-    raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+def _formula(x: Tensor, dim: int, size: int, alpha: float, beta: float, k: float) -> Tensor:
+    """The reference: LRN along ``dim`` from differentiable tensor operations.
+
+    Inside a model compiled as a whole (``torch.compiler.is_compiling()``) this runs, and the
+    compiler fuses it with its neighbours and derives its backward; elsewhere
+    :class:`_LRNFunction` runs the fused kernels or the fallback below.
+    """
+    # Section 3.3: b[i] = a[i] / (k + alpha * sum_{j=max(0, i-n/2)}^{min(N-1, i+n/2)} a[j]^2)^beta, the
+    # sum over the n channels around i.  ``alpha`` arrives as the coefficient of that sum: the paper's
+    # alpha, or alpha / n where Krizhevsky's cuda-convnet convention was asked for (effective_alpha).
+    return x * _denominator(x, dim, size, alpha, k).pow(-beta)
+
+
+def _denominator(x: Tensor, dim: int, size: int, alpha: float, k: float) -> Tensor:
+    """d[i] = k + alpha * sum_{j in window(i)} a[j]^2, from differentiable operations."""
+    before, after = size // 2, (size - 1) // 2
+    squares = F.pad(x * x, [0, 0] * (x.dim() - 1 - dim) + [before, after])
+    return k + alpha * _window_sum(squares, dim, x.shape[dim])
 
 
 def _window_sum(buf: Tensor, dim: int, length: int) -> Tensor:
@@ -61,23 +75,104 @@ def _window_sum(buf: Tensor, dim: int, length: int) -> Tensor:
     return out
 
 
-def _denominator(x: Tensor, dim: int, size: int, alpha: float, k: float) -> Tensor:
-    """d[i] = k + alpha * sum_{j in window(i)} a[j]^2, from differentiable operations."""
-    before, after = size // 2, (size - 1) // 2
-    squares = F.pad(x * x, [0, 0] * (x.dim() - 1 - dim) + [before, after])
-    return k + alpha * _window_sum(squares, dim, x.shape[dim])
+def effective_alpha(alpha: float, size: int, convention: str) -> float:
+    """The coefficient that multiplies the window sum under ``convention``."""
+    if convention == "paper":
+        return alpha
+    if convention == "cuda-convnet":
+        return alpha / size
+    raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
 
 
-def _formula(x: Tensor, dim: int, size: int, alpha: float, beta: float, k: float) -> Tensor:
-    """The reference: LRN along ``dim`` from differentiable tensor operations.
+def local_response_norm(
+    x: Tensor,
+    size: int = 5,
+    alpha: float = 1e-4,
+    beta: float = 0.75,
+    k: float = 2.0,
+    convention: str = "paper",
+) -> Tensor:
+    """Normalise each activation by the energy of ``size`` neighbouring channels.
 
-    Inside a model compiled as a whole (``torch.compiler.is_compiling()``) this runs, and the
-    compiler fuses it with its neighbours and derives its backward; elsewhere
-    :class:`_LRNFunction` runs the fused kernels or the fallback below.
+    ``x`` has channels in dimension 1 and at least one dimension after it.  For
+    an even ``size`` the window holds ``size // 2`` channels before and
+    ``(size - 1) // 2`` after, as in :func:`torch.nn.functional.local_response_norm`.
     """
-    # b[i] = a[i] / (k + alpha * sum_{j=max(0, i-n/2)}^{min(N-1, i+n/2)} a[j]^2)^beta
-    return x * _denominator(x, dim, size, alpha, k).pow(-beta)
+    _check_parameters(size, alpha, beta, k)
+    _check_input(x)
+    return _normalise(x, 1, int(size), effective_alpha(alpha, size, convention), float(beta), float(k))
 
+
+class LocalResponseNorm(nn.Module):
+    """Module form of :func:`local_response_norm`.
+
+    ``groups`` normalises each group of channels on its own, as the two-GPU
+    network did: a GPU's normalisation layer saw only that GPU's kernel maps.
+    """
+
+    def __init__(
+        self,
+        size: int = 5,
+        alpha: float = 1e-4,
+        beta: float = 0.75,
+        k: float = 2.0,
+        convention: str = "paper",
+        groups: int = 1,
+    ):
+        super().__init__()
+        _check_parameters(size, alpha, beta, k)
+        if groups < 1:
+            raise ValueError(f"groups must be a positive integer, got {groups}")
+        effective_alpha(alpha, size, convention)  # validates the convention early
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+        self.convention, self.groups = convention, groups
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.groups == 1:
+            return local_response_norm(x, self.size, self.alpha, self.beta, self.k, self.convention)
+        _check_input(x)
+        if x.shape[1] % self.groups:
+            raise ValueError(f"{x.shape[1]} channels do not split into {self.groups} equal groups")
+        # (N, C, ...) -> (N, groups, C / groups, ...) is a view in any memory layout; normalise along dim 2.
+        grouped = x.unflatten(1, (self.groups, x.shape[1] // self.groups))
+        alpha = effective_alpha(self.alpha, self.size, self.convention)
+        return _normalise(grouped, 2, int(self.size), alpha, float(self.beta), float(self.k)).flatten(1, 2)
+
+    def extra_repr(self) -> str:
+        return (
+            f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, "
+            f"convention={self.convention!r}, groups={self.groups}"
+        )
+
+
+def _normalise(x: Tensor, dim: int, size: int, alpha: float, beta: float, k: float) -> Tensor:
+    """LRN along ``dim``, with ``alpha`` already the coefficient of the window sum."""
+    if torch.compiler.is_compiling():
+        return _formula(x, dim, size, alpha, beta, k)
+    return _LRNFunction.apply(x, dim, size, alpha, beta, k)
+
+
+def _check_parameters(size: int, alpha: float, beta: float, k: float) -> None:
+    # k > 0 and alpha >= 0 keep the base of d^(-beta) positive; otherwise the output is NaN or inf.
+    if size < 1:
+        raise ValueError(f"size must be a positive integer, got {size}")
+    if not alpha >= 0:
+        raise ValueError(f"alpha must be >= 0, got {alpha}")
+    if not k > 0:
+        raise ValueError(f"k must be > 0, got {k}")
+    if not math.isfinite(beta):
+        raise ValueError(f"beta must be a finite number, got {beta}")
+
+
+def _check_input(x: Tensor) -> None:
+    if x.dim() < 3:
+        raise ValueError(f"local_response_norm expects (N, C, ...) with at least 3 dimensions, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"local_response_norm needs a floating-point tensor, got {x.dtype}")
+
+
+# The fast paths.  They give _formula's numbers with fewer passes over memory than its chain of
+# tensor operations and its autograd backward make; see bench/README.md for what they save.
 
 # The backward, for the fused kernels and the fallback alike.
 # With d[i] = k + alpha * sum_{j in window(i)} a[j]^2 and b[i] = a[i] d[i]^-beta,
@@ -316,90 +411,3 @@ class _LRNFunction(torch.autograd.Function):
         else:
             grad_x = grad_x.permute(_inverse(ctx.order))
         return grad_x, None, None, None, None, None
-
-
-def _normalise(x: Tensor, dim: int, size: int, alpha: float, beta: float, k: float) -> Tensor:
-    """LRN along ``dim``, with ``alpha`` already the coefficient of the window sum."""
-    if torch.compiler.is_compiling():
-        return _formula(x, dim, size, alpha, beta, k)
-    return _LRNFunction.apply(x, dim, size, alpha, beta, k)
-
-
-def _check_parameters(size: int, alpha: float, beta: float, k: float) -> None:
-    # k > 0 and alpha >= 0 keep the base of d^(-beta) positive; otherwise the output is NaN or inf.
-    if size < 1:
-        raise ValueError(f"size must be a positive integer, got {size}")
-    if not alpha >= 0:
-        raise ValueError(f"alpha must be >= 0, got {alpha}")
-    if not k > 0:
-        raise ValueError(f"k must be > 0, got {k}")
-    if not math.isfinite(beta):
-        raise ValueError(f"beta must be a finite number, got {beta}")
-
-
-def _check_input(x: Tensor) -> None:
-    if x.dim() < 3:
-        raise ValueError(f"local_response_norm expects (N, C, ...) with at least 3 dimensions, got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"local_response_norm needs a floating-point tensor, got {x.dtype}")
-
-
-def local_response_norm(
-    x: Tensor,
-    size: int = 5,
-    alpha: float = 1e-4,
-    beta: float = 0.75,
-    k: float = 2.0,
-    convention: str = "paper",
-) -> Tensor:
-    """Normalise each activation by the energy of ``size`` neighbouring channels.
-
-    ``x`` has channels in dimension 1 and at least one dimension after it.  For
-    an even ``size`` the window holds ``size // 2`` channels before and
-    ``(size - 1) // 2`` after, as in :func:`torch.nn.functional.local_response_norm`.
-    """
-    _check_parameters(size, alpha, beta, k)
-    _check_input(x)
-    return _normalise(x, 1, int(size), effective_alpha(alpha, size, convention), float(beta), float(k))
-
-
-class LocalResponseNorm(nn.Module):
-    """Module form of :func:`local_response_norm`.
-
-    ``groups`` normalises each group of channels on its own, as the two-GPU
-    network did: a GPU's normalisation layer saw only that GPU's kernel maps.
-    """
-
-    def __init__(
-        self,
-        size: int = 5,
-        alpha: float = 1e-4,
-        beta: float = 0.75,
-        k: float = 2.0,
-        convention: str = "paper",
-        groups: int = 1,
-    ):
-        super().__init__()
-        _check_parameters(size, alpha, beta, k)
-        if groups < 1:
-            raise ValueError(f"groups must be a positive integer, got {groups}")
-        effective_alpha(alpha, size, convention)  # validates the convention early
-        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
-        self.convention, self.groups = convention, groups
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.groups == 1:
-            return local_response_norm(x, self.size, self.alpha, self.beta, self.k, self.convention)
-        _check_input(x)
-        if x.shape[1] % self.groups:
-            raise ValueError(f"{x.shape[1]} channels do not split into {self.groups} equal groups")
-        # (N, C, ...) -> (N, groups, C / groups, ...) is a view in any memory layout; normalise along dim 2.
-        grouped = x.unflatten(1, (self.groups, x.shape[1] // self.groups))
-        alpha = effective_alpha(self.alpha, self.size, self.convention)
-        return _normalise(grouped, 2, int(self.size), alpha, float(self.beta), float(self.k)).flatten(1, 2)
-
-    def extra_repr(self) -> str:
-        return (
-            f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, "
-            f"convention={self.convention!r}, groups={self.groups}"
-        )

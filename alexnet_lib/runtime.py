@@ -1,33 +1,8 @@
-"""Where code runs and how much of it: the device and the notebooks' run profile."""
+"""Where code runs: the device a run asks for, checked before any data is loaded."""
 
 from __future__ import annotations
 
-import os
-
 import torch
-
-PROFILE_ENV = "ALEXNET_PROFILE"
-PROFILES = ("quick", "full")
-
-
-def profile() -> str:
-    """``"quick"`` (small runs that finish on a laptop CPU) or ``"full"``.
-
-    ``ALEXNET_PROFILE`` decides when set; otherwise CI and machines without a
-    GPU get ``"quick"``, and a CUDA machine gets ``"full"``.
-    """
-    chosen = os.environ.get(PROFILE_ENV)
-    if chosen:
-        if chosen not in PROFILES:
-            raise ValueError(f"{PROFILE_ENV} must be one of {PROFILES}, got {chosen!r}")
-        return chosen
-    if os.environ.get("CI") or not torch.cuda.is_available():
-        return "quick"
-    return "full"
-
-
-def is_quick() -> bool:
-    return profile() == "quick"
 
 
 def pick_device(device: str | None = None) -> torch.device:

@@ -1,10 +1,27 @@
-"""alexnet_lib.book: the notebooks' Markdown tables and recorded results."""
+"""alexnet_lib.book: the notebooks' run profile, Markdown tables and recorded results."""
 
 import json
 
 import pytest
 
-from alexnet_lib.book import check_close, load_results, results_dir, show_table
+from alexnet_lib import runtime
+from alexnet_lib.book import check_close, is_quick, load_results, profile, results_dir, show_table
+
+
+def test_profile_follows_the_environment_then_the_machine(monkeypatch):
+    monkeypatch.setenv("ALEXNET_PROFILE", "full")
+    assert profile() == "full" and not is_quick()
+    monkeypatch.setenv("ALEXNET_PROFILE", "huge")
+    with pytest.raises(ValueError, match=r"ALEXNET_PROFILE must be one of \('quick', 'full'\), got 'huge'"):
+        profile()
+    monkeypatch.delenv("ALEXNET_PROFILE")
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    assert profile() == "full"
+    monkeypatch.setenv("CI", "true")
+    assert is_quick()
+    # The notebooks' profile lives in book.py alone; the library's runtime only picks the device.
+    assert not hasattr(runtime, "profile") and not hasattr(runtime, "is_quick")
 
 
 def test_show_table_displays_markdown(capsys, monkeypatch):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from alexnet_lib.cifar_net import CUDA_CONVNET_INIT_STD, CifarNet, ConvLocalNet, pooled_side
+from alexnet_lib.cifar_net import CUDA_CONVNET_INIT_STD, WIDE_HEAD_INIT_STD, CifarNet, ConvLocalNet, pooled_side
 from alexnet_lib.lrn import LocalResponseNorm
 
 
@@ -60,6 +60,47 @@ def test_init_follows_the_cfg():
         layer = net.hidden[0] if name == "fc64" else getattr(net, name)
         assert layer.weight.std().item() == pytest.approx(std, rel=0.2), name
         assert torch.count_nonzero(layer.bias) == 0
+
+
+def test_init_stds_are_recorded_and_can_be_chosen():
+    assert CifarNet().init_std == CUDA_CONVNET_INIT_STD
+    assert CifarNet(hidden=(4096, 4096)).init_std == WIDE_HEAD_INIT_STD
+    torch.manual_seed(0)
+    cfg_stds = CifarNet(hidden=(128, 128), init_std=CUDA_CONVNET_INIT_STD)
+    assert cfg_stds.init_std == CUDA_CONVNET_INIT_STD
+    assert cfg_stds.hidden[1].weight.std().item() == pytest.approx(0.1, rel=0.05)
+    with pytest.raises(ValueError, match="init_std"):
+        CifarNet(init_std={"conv1": 0.01})
+
+
+def _init_before_init_std(self, init="cuda-convnet"):
+    """CifarNet.reset_parameters as it was before ``init_std``: the head's widths chose the stds."""
+    stds = dict(CUDA_CONVNET_INIT_STD)
+    if [layer.out_features for layer in self.hidden] != [64]:
+        stds.update(fc64=0.01, fc10=0.01)
+    layers = [(getattr(self, name), stds[name]) for name in ("conv1", "conv2", "conv3", "fc10")]
+    for layer, std in layers + [(layer, stds["fc64"]) for layer in self.hidden]:
+        if init == "cuda-convnet":
+            nn.init.normal_(layer.weight, mean=0.0, std=std)
+        else:
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu" if self.activation == "relu" else "tanh")
+        nn.init.zeros_(layer.bias)
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"hidden": (4096, 4096), "dropout": 0.5}, {"hidden": (64, 64)}, {"activation": "tanh", "lrn": True},
+    {"overlap": False}, {"input_size": 24}, {"init": "kaiming"},
+])
+def test_default_init_draws_the_same_weights_as_before(options, monkeypatch):
+    # Recorded experiments rerun their first epoch from these weights: the same draws, in the same order.
+    torch.manual_seed(0)
+    now = CifarNet(**options).state_dict()
+    after_now = torch.rand(1)
+    monkeypatch.setattr(CifarNet, "reset_parameters", _init_before_init_std)
+    torch.manual_seed(0)
+    before = CifarNet(**options).state_dict()
+    assert torch.equal(torch.rand(1), after_now)
+    assert now.keys() == before.keys() and all(torch.equal(now[name], before[name]) for name in before)
 
 
 def test_switches():

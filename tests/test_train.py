@@ -314,6 +314,20 @@ def test_a_blow_up_in_the_last_step_is_never_saved(tmp_path):
     assert state["epoch"] == 1 and all(torch.isfinite(w).all() for w in state["model"].values())
 
 
+def test_the_divergence_advice_starts_from_the_current_rate(tmp_path):
+    # After a plateau drop the optimizer runs at a tenth of the configured rate; a tenth of the configured
+    # rate would be no lower than the rate that just diverged.
+    trainer = Trainer(small(lr=0.01, output_dir=str(tmp_path)))
+    try:
+        trainer.save()
+        for group in trainer.optimizer.param_groups:
+            group["lr"] = 0.001
+        with pytest.raises(TrainingDiverged, match=r"(?s)lr=0.001 now; try 0.0001.*--lr 0.0001 "):
+            trainer.check_loss(float("nan"), batches=1, epoch=2, batch=3)
+    finally:
+        trainer.close()
+
+
 def test_alexnet_at_227_runs_a_few_batches():
     # At batch 4 the paper's lr 0.01 overshoots on the high-contrast digits; a tenth of it does not.
     config = TrainConfig(model="alexnet", dataset="digits", epochs=1, batch_size=4, limit=8, val_limit=4, lr=0.001)
