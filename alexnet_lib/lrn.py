@@ -4,7 +4,7 @@ The paper writes
 
     b[i] = a[i] / (k + alpha * sum_{j=max(0, i-n/2)}^{min(N-1, i+n/2)} a[j]^2) ** beta
 
-with k=2, n=5, alpha=1e-4, beta=0.75.  Krizhevsky's cuda-convnet code divides
+with k=2, n=5, alpha=1e-4, beta=0.75 (paper.py; the defaults here).  Krizhevsky's cuda-convnet code divides
 ``alpha`` by ``n`` before using it (``layer.py``: ``scale /= size``), and so
 does :func:`torch.nn.functional.local_response_norm`.  Both conventions are
 available here through ``convention``; they are the same function with
@@ -36,6 +36,8 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
+
+from .paper import LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE
 
 CONVENTIONS = ("paper", "cuda-convnet")
 
@@ -86,10 +88,10 @@ def effective_alpha(alpha: float, size: int, convention: str) -> float:
 
 def local_response_norm(
     x: Tensor,
-    size: int = 5,
-    alpha: float = 1e-4,
-    beta: float = 0.75,
-    k: float = 2.0,
+    size: int = LRN_SIZE,
+    alpha: float = LRN_ALPHA,
+    beta: float = LRN_BETA,
+    k: float = LRN_K,
     convention: str = "paper",
 ) -> Tensor:
     """Normalise each activation by the energy of ``size`` neighbouring channels.
@@ -112,10 +114,10 @@ class LocalResponseNorm(nn.Module):
 
     def __init__(
         self,
-        size: int = 5,
-        alpha: float = 1e-4,
-        beta: float = 0.75,
-        k: float = 2.0,
+        size: int = LRN_SIZE,
+        alpha: float = LRN_ALPHA,
+        beta: float = LRN_BETA,
+        k: float = LRN_K,
         convention: str = "paper",
         groups: int = 1,
     ):
