@@ -5,21 +5,39 @@ from __future__ import annotations
 import json
 import math
 import pathlib
+import re
 
 from IPython.display import display
+
+
+# A shell command inside a sentence: "python -m alexnet_lib ..." or "torchrun ...", up to the next ";" or ")"
+# or the end of the sentence.  A sentence's full stop is not part of the command.
+_COMMAND = re.compile(r"\b(?:python -m|torchrun) [^;()`]*?(?=\.?(?:\s*$|[;)]|\.\s))")
+
+
+def code_spans(text: str) -> str:
+    """``text`` with every shell command in it put in backticks.
+
+    Rendered as code, a command keeps its characters: as prose, Sphinx's smart quotes would turn its
+    "--" into a dash, and a reader who copies it would get a command that fails.
+    """
+    if "`" in text:  # already marked up by hand
+        return text
+    return _COMMAND.sub(lambda match: f"`{match.group(0)}`", text)
 
 
 def show_table(header: list[str], rows: list[list], align: str | None = None) -> None:
     """Display a Markdown table (``align``: one "l" or "r" per column, default all right).
 
-    The book renders the Markdown; nbval compares the same text.
+    The book renders the Markdown; nbval compares the same text.  Shell commands in a cell are shown as
+    code (:func:`code_spans`).
     """
     align = align or "r" * len(header)
     if len(align) != len(header) or any(len(row) != len(header) for row in rows):
         raise ValueError("header, align and every row need the same number of columns")
     rule = {"l": ":--", "r": "--:"}
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(rule[a] for a in align) + "|"]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(code_spans(str(cell)) for cell in row) + " |" for row in rows]
     text = "\n".join(lines)
     display({"text/markdown": text, "text/plain": text}, raw=True)
 

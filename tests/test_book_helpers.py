@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from alexnet_lib.book import check_close, load_results, results_dir, show_table
+from alexnet_lib.book import check_close, code_spans, load_results, results_dir, show_table
 
 
 def test_show_table_displays_markdown(capsys, monkeypatch):
@@ -13,6 +13,26 @@ def test_show_table_displays_markdown(capsys, monkeypatch):
     show_table(["name", "value"], [["C1", 96], ["C2", 256]], "lr")
     assert shown[0]["text/markdown"].splitlines() == ["| name | value |", "|:--|--:|", "| C1 | 96 |", "| C2 | 256 |"]
     assert shown[0]["text/plain"] == shown[0]["text/markdown"]
+
+
+def test_show_table_shows_commands_as_code(monkeypatch):
+    # As prose, Sphinx's smart quotes would print "--epochs" with a dash, and the copied command would fail.
+    shown = []
+    monkeypatch.setattr("alexnet_lib.book.display", lambda value, raw: shown.append(value))
+    show_table(["setup"], [["Ten epochs. On a GPU: python -m alexnet_lib train --epochs 90 --workers 4."]], "l")
+    assert shown[0]["text/markdown"].splitlines()[2] == (
+        "| Ten epochs. On a GPU: `python -m alexnet_lib train --epochs 90 --workers 4`. |")
+
+
+def test_code_spans_finds_where_a_command_ends():
+    assert code_spans("run python -m alexnet_lib experiment lrn; then") == "run `python -m alexnet_lib experiment lrn`; then"
+    assert code_spans("(python -m alexnet_lib data --data-root x)") == "(`python -m alexnet_lib data --data-root x`)"
+    assert code_spans("python -m alexnet_lib experiment x --output results/x-90.json.") == (
+        "`python -m alexnet_lib experiment x --output results/x-90.json`.")
+    assert code_spans("torchrun --nproc-per-node=8 -m alexnet_lib train. Next.") == (
+        "`torchrun --nproc-per-node=8 -m alexnet_lib train`. Next.")
+    assert code_spans("no command, lr 0.5.") == "no command, lr 0.5."
+    assert code_spans("already `python -m alexnet_lib data`") == "already `python -m alexnet_lib data`"
 
 
 def test_show_table_rejects_ragged_rows():
