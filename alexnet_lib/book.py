@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import pathlib
@@ -47,6 +48,24 @@ def glue_number(name: str, value: float, digits: int = 4) -> None:
     from myst_nb import glue
 
     glue(name, float(f"{value:.{digits}g}"), display=False)
+
+
+def execution_seconds(path: str | pathlib.Path) -> float | None:
+    """How long the code cells of a stored notebook ran when it was last executed, in seconds.
+
+    From the start and end times that Jupyter writes into each executed cell's metadata
+    (``execution``: ``iopub.execute_input``, ``shell.execute_reply``); None when no cell has them.
+    """
+    def when(stamp: str) -> datetime.datetime:
+        return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))  # Python 3.10 reads no "Z"
+
+    total, timed = 0.0, False
+    for cell in json.loads(pathlib.Path(path).read_text(encoding="utf-8"))["cells"]:
+        times = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in times and "shell.execute_reply" in times:
+            total += (when(times["shell.execute_reply"]) - when(times["iopub.execute_input"])).total_seconds()
+            timed = True
+    return total if timed else None
 
 
 def results_dir(start: str | pathlib.Path | None = None) -> pathlib.Path | None:
