@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
 import pathlib
+import re
 
 import torch
 from IPython.display import display
@@ -34,17 +36,34 @@ def is_quick() -> bool:
     return profile() == "quick"
 
 
+# A shell command inside a sentence: "python -m alexnet_lib ..." or "torchrun ...", up to the next ";" or ")"
+# or the end of the sentence.  A sentence's full stop is not part of the command.
+_COMMAND = re.compile(r"\b(?:python -m|torchrun) [^;()`]*?(?=\.?(?:\s*$|[;)]|\.\s))")
+
+
+def code_spans(text: str) -> str:
+    """``text`` with every shell command in it put in backticks.
+
+    Rendered as code, a command keeps its characters: as prose, Sphinx's smart quotes would turn its
+    "--" into a dash, and a reader who copies it would get a command that fails.
+    """
+    if "`" in text:  # already marked up by hand
+        return text
+    return _COMMAND.sub(lambda match: f"`{match.group(0)}`", text)
+
+
 def show_table(header: list[str], rows: list[list], align: str | None = None) -> None:
     """Display a Markdown table (``align``: one "l" or "r" per column, default all right).
 
-    The book renders the Markdown; nbval compares the same text.
+    The book renders the Markdown; nbval compares the same text.  Shell commands in a cell are shown as
+    code (:func:`code_spans`).
     """
     align = align or "r" * len(header)
     if len(align) != len(header) or any(len(row) != len(header) for row in rows):
         raise ValueError("header, align and every row need the same number of columns")
     rule = {"l": ":--", "r": "--:"}
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(rule[a] for a in align) + "|"]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(code_spans(str(cell)) for cell in row) + " |" for row in rows]
     text = "\n".join(lines)
     display({"text/markdown": text, "text/plain": text}, raw=True)
 
@@ -54,6 +73,24 @@ def glue_number(name: str, value: float, digits: int = 4) -> None:
     from myst_nb import glue
 
     glue(name, float(f"{value:.{digits}g}"), display=False)
+
+
+def execution_seconds(path: str | pathlib.Path) -> float | None:
+    """How long the code cells of a stored notebook ran when it was last executed, in seconds.
+
+    From the start and end times that Jupyter writes into each executed cell's metadata
+    (``execution``: ``iopub.execute_input``, ``shell.execute_reply``); None when no cell has them.
+    """
+    def when(stamp: str) -> datetime.datetime:
+        return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))  # Python 3.10 reads no "Z"
+
+    total, timed = 0.0, False
+    for cell in json.loads(pathlib.Path(path).read_text(encoding="utf-8"))["cells"]:
+        times = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in times and "shell.execute_reply" in times:
+            total += (when(times["shell.execute_reply"]) - when(times["iopub.execute_input"])).total_seconds()
+            timed = True
+    return total if timed else None
 
 
 def results_dir(start: str | pathlib.Path | None = None) -> pathlib.Path | None:

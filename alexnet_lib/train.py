@@ -401,7 +401,8 @@ class Trainer:
         if self.main:
             tqdm.write(
                 f"epoch {epoch}: train loss {train_loss:.4f}, error {train_error:.2%}; "
-                f"val loss {val['loss']:.4f}, top-1 {val['top1_error']:.2%}, top-5 {val['top5_error']:.2%}; "
+                f"val loss {val['loss']:.4f}, top-1 error {val['top1_error']:.2%}, "
+                f"top-5 error {val['top5_error']:.2%}; "
                 f"lr {lr:g}; {record['images_per_second']:.0f} images/s"
                 + ("; the schedule has ended (a plateau after three drops)" if self.finished else "")
             )

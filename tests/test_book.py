@@ -262,6 +262,50 @@ def test_internal_links_resolve(site):
     assert not broken, "broken internal links:\n" + "\n".join(broken)
 
 
+def test_colab_links_open_the_notebooks(site):
+    # The repository's path to the book must not put "/./" into the link (path_to_book "." did).
+    cfg = config()
+    url, branch = cfg["repository"]["url"], cfg["repository"]["branch"]
+    colab = re.compile(r'href="(https://colab\.research\.google\.com/github/[^"]+)"')
+    expected = f"https://colab.research.google.com/github/{url.removeprefix('https://github.com/')}/blob/{branch}/"
+    for path in NOTEBOOKS:
+        page = site / "notebooks" / f"{path.stem}.html"
+        links = colab.findall(page.read_text(encoding="utf-8"))
+        assert links == [expected + f"notebooks/{path.name}"], f"{page.name}: Colab links {links}"
+
+
+def test_no_search_field_in_a_page_header(site):
+    # pydata-sphinx-theme puts a search field in a header bar unless navbar_persistent is set (_config.yml); the
+    # book's search is in the sidebar.
+    header = re.compile(r'<header id="pst-header"[^>]*>(.*?)</header>', re.DOTALL)
+    for page in html_pages(site):
+        for inside in header.findall(page.read_text(encoding="utf-8")):
+            assert "search" not in inside, f"{page.relative_to(site)}: a search field in the page header"
+
+
+def test_citations_and_reference_list_share_labels(site):
+    references = (site / "book" / "references.html").read_text(encoding="utf-8")
+    # The label is a link back to the citation when the work is cited once, plain text otherwise.
+    labels = dict(re.findall(r'<div class="citation" id="([^"]+)"[^>]*>\s*<span class="label"><span class="fn-bracket">'
+                             r'\[</span>(?:<a[^>]*>)?([^<]+)', references))
+    assert labels, "no labelled entries in the reference list"
+    cited = re.compile(r'<a class="reference internal" href="(?:\.\./book/)?references\.html#([^"]+)"[^>]*>([^<]+)</a>')
+    checked = 0
+    for page in html_pages(site):
+        for target, text in cited.findall(page.read_text(encoding="utf-8")):
+            assert labels.get(target) == text, (
+                f"{page.relative_to(site)} cites {text!r}, the reference list says {labels.get(target)!r}")
+            checked += 1
+    assert checked, "no citation found: the check tested nothing"
+
+
+def test_printed_lines_share_one_output_box(site):
+    # nb_merge_streams: a cell that prints 40 lines in 40 calls shows one box, not 40.
+    outputs = (site / "notebooks" / "06_dropout.html").read_text(encoding="utf-8").split('<div class="cell_output')
+    training = next(output for output in outputs if "epoch 20: train loss" in output)
+    assert training.count('class="output stream') == 1
+
+
 # --- In Chromium ---------------------------------------------------------------------------------------------
 
 

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from alexnet_lib import runtime
-from alexnet_lib.book import check_close, is_quick, load_results, profile, results_dir, show_table
+from alexnet_lib.book import (check_close, code_spans, execution_seconds, is_quick, load_results, profile,
+                              results_dir, show_table)
 
 
 def test_profile_follows_the_environment_then_the_machine(monkeypatch):
@@ -32,11 +33,46 @@ def test_show_table_displays_markdown(capsys, monkeypatch):
     assert shown[0]["text/plain"] == shown[0]["text/markdown"]
 
 
+def test_show_table_shows_commands_as_code(monkeypatch):
+    # As prose, Sphinx's smart quotes would print "--epochs" with a dash, and the copied command would fail.
+    shown = []
+    monkeypatch.setattr("alexnet_lib.book.display", lambda value, raw: shown.append(value))
+    show_table(["setup"], [["Ten epochs. On a GPU: python -m alexnet_lib train --epochs 90 --workers 4."]], "l")
+    assert shown[0]["text/markdown"].splitlines()[2] == (
+        "| Ten epochs. On a GPU: `python -m alexnet_lib train --epochs 90 --workers 4`. |")
+
+
+def test_code_spans_finds_where_a_command_ends():
+    assert code_spans("run python -m alexnet_lib experiment lrn; then") == (
+        "run `python -m alexnet_lib experiment lrn`; then")
+    assert code_spans("(python -m alexnet_lib data --data-root x)") == "(`python -m alexnet_lib data --data-root x`)"
+    assert code_spans("python -m alexnet_lib experiment x --output results/x-90.json.") == (
+        "`python -m alexnet_lib experiment x --output results/x-90.json`.")
+    assert code_spans("torchrun --nproc-per-node=8 -m alexnet_lib train. Next.") == (
+        "`torchrun --nproc-per-node=8 -m alexnet_lib train`. Next.")
+    assert code_spans("no command, lr 0.5.") == "no command, lr 0.5."
+    assert code_spans("already `python -m alexnet_lib data`") == "already `python -m alexnet_lib data`"
+
+
 def test_show_table_rejects_ragged_rows():
     with pytest.raises(ValueError, match="columns"):
         show_table(["a", "b"], [[1]])
     with pytest.raises(ValueError, match="columns"):
         show_table(["a", "b"], [[1, 2]], "l")
+
+
+def test_execution_seconds_adds_up_the_cells(tmp_path):
+    def cell(start, end):
+        return {"cell_type": "code", "metadata": {"execution": {
+            "iopub.execute_input": f"2026-11-29T09:{start}Z", "shell.execute_reply": f"2026-11-29T09:{end}Z"}}}
+
+    notebook = tmp_path / "nb.ipynb"
+    cells = [cell("24:16.000000", "24:22.500000"), {"cell_type": "markdown", "metadata": {}},
+             cell("25:00.000000", "26:30.000000"), {"cell_type": "code", "metadata": {}}]
+    notebook.write_text(json.dumps({"cells": cells}))
+    assert execution_seconds(notebook) == 6.5 + 90
+    notebook.write_text(json.dumps({"cells": cells[1:2]}))
+    assert execution_seconds(notebook) is None
 
 
 def test_load_results_finds_the_checkout_folder(tmp_path):
