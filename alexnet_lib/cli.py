@@ -184,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--device", default=None)
     ex.add_argument("--runs-dir", default=None,
                     help="where the runs' checkpoints go, out of git (default: $ALEXNET_RUNS, else runs/)")
+    ex.add_argument("--replay", action="store_true",
+                    help="retrain an unfinished run whose checkpoint is lost from the start, checking every recorded "
+                    "epoch as it comes again (the same machine kind, thread count and library versions reproduce it)")
     ex.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bars")
     da = commands.add_parser("data", help="CIFAR-10 under the data root, downloaded once when missing",
                              description="Find CIFAR-10 under the data root; when it is missing, download it there "
@@ -274,7 +277,8 @@ def _artifacts(args: argparse.Namespace) -> int:
 def _experiment(args: argparse.Namespace, argv: list[str]) -> int:
     results = run_experiment(args.name, output=args.output, epochs=args.epochs, seeds=args.seeds,
                              data_root=args.data_root, device=args.device, progress=args.progress,
-                             command=["python", "-m", "alexnet_lib", *argv], runs_dir=args.runs_dir)
+                             command=["python", "-m", "alexnet_lib", *argv], runs_dir=args.runs_dir,
+                             replay=args.replay)
     print(json.dumps(results["summary"], indent=1))
     return 0
 

@@ -51,7 +51,7 @@ from .evaluate import confusion_matrix, evaluate, predictions
 from .files import json_text, write_json
 from .paper import PRINTED_INPUT_SIZE
 from .provenance import provenance
-from .train import Trainer, TrainingDiverged
+from .train import Trainer, TrainingDiverged, without_timing
 
 LN10 = math.log(10)
 RUNS_ENV = "ALEXNET_RUNS"
@@ -80,9 +80,10 @@ class Recorder:
     """Runs an experiment's trainings and keeps ``results/NAME.json`` up to date after each (see above)."""
 
     def __init__(self, name: str, path: pathlib.Path, *, data_root=None, device=None, progress=True, command=None,
-                 runs_dir: str | os.PathLike | None = None):
+                 runs_dir: str | os.PathLike | None = None, replay: bool = False):
         spec = EXPERIMENTS[name]
         self.path, self.data_root, self.device, self.progress = path, data_root, device, progress
+        self.replay = replay
         self.command, self.runs_dir = command, pathlib.Path(runs_dir) if runs_dir else None
         self.recorded = _read_results(path)
         if self.recorded and self.recorded["name"] != name:
@@ -119,6 +120,12 @@ class Recorder:
         results file gets the history after every epoch, marked ``complete: false`` until the run
         ends.  ``analyse`` measures the trained network; its dict is stored as the run's ``analysis``.
         A recorded run of this label with other settings is a ValueError: it is never replaced.
+
+        An unfinished run whose checkpoint is lost (a new machine) is retrained from the start when the
+        Recorder was made with ``replay=True``: until it catches up with the record, each epoch, and
+        each checkpoint's loss windows, must equal the recorded ones but for their timings (else a
+        :class:`ReplayMismatch`), and the file is left as it was.  A checkpoint that disagrees with
+        the record is refused the same way.
         """
         config = dataclasses.replace(config, data_root=self.data_root, device=self.device, progress=self.progress)
         kept = self.kept(label, {"config": _settings(config), "network": network, "stop_at_train_error": stop_at})
@@ -128,19 +135,48 @@ class Recorder:
                 return kept
         checkpoints = self.runs_dir / self.results["name"] / _slug(label) if self.runs_dir else None
         resume = checkpoints is not None and (checkpoints / CHECKPOINT_NAME).exists()
-        if kept and not resume:
-            raise ValueError(f"{self.path} holds {len(kept['history'])} epochs of {label!r}, unfinished, but its "
-                             f"checkpoint {checkpoints} is gone: restore it, or record the run in another --output")
-        print(f"{label}: " + ("resuming from " + str(checkpoints) if resume else "training"))
+        recorded = kept["history"] if kept else []
+        if kept and not resume and not self.replay:
+            raise ValueError(f"{self.path} holds {len(recorded)} epochs of {label!r}, unfinished, but its checkpoint "
+                             f"{checkpoints} is gone: restore it, retrain it from the start with --replay (each "
+                             f"recorded epoch is checked as it comes again), or record the run in another --output")
+        print(f"{label}: " + ("resuming from " + str(checkpoints) if resume else "training")
+              + (f", checked against the {len(recorded)} recorded epochs" if kept and not resume else ""))
         config = dataclasses.replace(config, output_dir=str(checkpoints) if checkpoints else None, resume=resume,
                                      overwrite=not resume)
         trainer = _trainer(config, network)
+        if kept and not resume:
+            # The segments that computed the recorded epochs stay in the run's record, before the replay's own.
+            trainer.segments[:0] = kept["segments"]
+
+        def replaying(epoch: int, history: list[dict], curve: list[float] | None = None) -> bool:
+            """Whether ``epoch`` is one the file already records; a ReplayMismatch if it came out otherwise."""
+            if epoch > len(recorded):
+                return False
+            came, wanted = without_timing(history), without_timing(recorded[:len(history)])
+            if curve is not None:
+                came.append(curve)
+                wanted.append(recorded[epoch - 1]["train_loss_curve"][:len(curve)])
+            if came != wanted:
+                raise ReplayMismatch(
+                    f"{label}: epoch {epoch} came out otherwise than {self.path} records it (another machine, thread "
+                    f"count or library version?); the record is kept. Delete {checkpoints} and record the run in "
+                    f"another --output")
+            # The recorded epochs keep their recorded timings.
+            history[:] = recorded[:len(history)]
+            return True
+
+        replaying(min(trainer.epoch, len(recorded)), trainer.history[:len(recorded)])
         run = {"config": _settings(config), "network": network, "seed": config.seed, "stop_at_train_error": stop_at,
                "history": trainer.history, "segments": trainer.segments, "diverged": None, "data": trainer.data.source,
                "wall_seconds": 0.0, "analysis": None, "provenance": provenance(self.command), "complete": False}
         self.trained += 1
 
         def record(epoch_record: dict | None = None, partial: dict | None = None) -> bool:
+            if epoch_record is not None and replaying(epoch_record["epoch"], trainer.history):
+                return False
+            if partial is not None and replaying(partial["epoch"], trainer.history, partial["train_loss_curve"]):
+                return False
             run["wall_seconds"] = round(sum(s["wall_seconds"] for s in trainer.segments), 1)
             # A long epoch's loss windows reach the file at every mid-epoch checkpoint, not only at its end.
             if partial is None:
@@ -164,6 +200,9 @@ class Recorder:
         except TrainingDiverged as error:
             run["diverged"] = {"epoch": trainer.epoch + 1, "message": str(error), "train_loss_curve": trainer.loss_curve}
             print(f"{label}: {error}")
+        if len(trainer.history) < len(recorded):
+            raise ReplayMismatch(f"{label}: the replay ended after {len(trainer.history)} epochs, the record has "
+                                 f"{len(recorded)}; the record is kept")
         run["analysis"] = analyse(trainer) if analyse and run["diverged"] is None else None
         run["complete"] = True
         record()
@@ -221,6 +260,10 @@ class Recorder:
                 "wall_seconds": round(sum(run["wall_seconds"] for run in runs), 1),
             }
         write_json(self.results, self.path)
+
+
+class ReplayMismatch(ValueError):
+    """A retrained run, or a checkpoint, that does not reproduce the epochs its results file records."""
 
 
 def _slug(label: str) -> str:
@@ -756,11 +799,13 @@ def _mean_text(values: list[float]) -> str:
 
 def run_experiment(name: str, *, output: str | os.PathLike | None = None, epochs: int | None = None,
                    seeds: tuple[int, ...] | None = None, data_root=None, device=None, progress=True,
-                   command: list[str] | None = None, runs_dir: str | os.PathLike | None = None) -> dict:
+                   command: list[str] | None = None, runs_dir: str | os.PathLike | None = None,
+                   replay: bool = False) -> dict:
     """Run experiment ``name`` into ``output`` (default results/NAME.json); return the results.
 
     Checkpoints go to ``runs_dir`` (default ``$ALEXNET_RUNS``, else ``runs/``), out of git: a run
-    interrupted at any point continues from its last checkpoint when the command is run again.
+    interrupted at any point continues from its last checkpoint when the command is run again; with
+    ``replay``, one whose checkpoint is lost is retrained and checked against its record (:meth:`Recorder.run`).
     """
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose from {sorted(EXPERIMENTS)}")
@@ -768,6 +813,6 @@ def run_experiment(name: str, *, output: str | os.PathLike | None = None, epochs
     path = pathlib.Path(output or pathlib.Path("results") / f"{name}.json")
     runs_dir = runs_dir or os.environ.get(RUNS_ENV) or "runs"
     rec = Recorder(name, path, data_root=data_root, device=device, progress=progress, command=command,
-                   runs_dir=runs_dir)
+                   runs_dir=runs_dir, replay=replay)
     rec.save(spec.run(rec, epochs or spec.epochs, rec.seeds(tuple(seeds or spec.seeds))))
     return rec.results

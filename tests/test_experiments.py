@@ -156,6 +156,49 @@ def test_an_interrupted_experiment_continues_mid_run(tmp_path, monkeypatch):
     assert resumed["complete"] and all(s["git_commit"] for s in resumed["segments"]) and "partial" not in resumed
 
 
+@pytest.mark.cifar10
+def test_a_run_whose_checkpoint_is_lost_is_replayed_against_its_record(tmp_path, monkeypatch):
+    config = TrainConfig(model="cifar-net", epochs=3, limit=200, val_limit=50, batch_size=50, log_every=1,
+                         checkpoint_minutes=0, holdout=50)
+    whole = Recorder("pooling", tmp_path / "whole.json", progress=False, runs_dir=tmp_path / "a").run("tiny", config)
+    forward, calls = BatchTransform.forward, []
+
+    def interrupted(self, batch):
+        calls.append(1)
+        if len(calls) == 9:  # epoch 3's first batch: two epochs recorded, then a lost machine
+            raise KeyboardInterrupt
+        return forward(self, batch)
+
+    monkeypatch.setattr(BatchTransform, "forward", interrupted)
+    path = tmp_path / "lost.json"
+    with pytest.raises(KeyboardInterrupt):
+        Recorder("pooling", path, progress=False, runs_dir=tmp_path / "b").run("tiny", config)
+    monkeypatch.setattr(BatchTransform, "forward", forward)
+    recorded = json.loads(path.read_text())["runs"]["tiny"]
+    assert len(recorded["history"]) == 2
+    for lost in (tmp_path / "b").rglob("*"):
+        if lost.is_file():
+            lost.unlink()
+    with pytest.raises(ValueError, match="is gone: restore it, retrain it from the start with --replay"):
+        Recorder("pooling", path, progress=False, runs_dir=tmp_path / "b").run("tiny", config)
+
+    # A record the retraining does not reproduce: stopped at the first checkpoint's loss window, the file untouched.
+    tampered = json.loads(path.read_text())
+    tampered["runs"]["tiny"]["history"][0]["train_loss_curve"][0] += 1e-12
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(tampered))
+    before = other.read_bytes()
+    with pytest.raises(experiments.ReplayMismatch, match="epoch 1 came out otherwise"):
+        Recorder("pooling", other, progress=False, runs_dir=tmp_path / "c", replay=True).run("tiny", config)
+    assert other.read_bytes() == before
+
+    replayed = Recorder("pooling", path, progress=False, runs_dir=tmp_path / "b", replay=True).run("tiny", config)
+    assert without_timing(replayed["history"]) == without_timing(whole["history"])
+    # The recorded epochs are the record's own, timings included; the segments show the replay after them.
+    assert replayed["history"][:2] == recorded["history"]
+    assert [(s["from_epoch"], s["to_epoch"]) for s in replayed["segments"]] == [(0, 2), (0, 3)]
+
+
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
 def test_headline_and_figures_from_every_results_file(name):
     results = _results(name)
