@@ -305,26 +305,37 @@ class _FirstBatches:
         return islice(self.loader, self.n)
 
 
+def recorded_first_loss(run: dict, max_batches: int | None = None) -> float:
+    """A recorded run's mean training loss over its first epoch, or over its first ``max_batches``.
+
+    ``max_batches`` must be a multiple of the run's ``log_every`` (the mean of the first windows
+    of ``train_loss_curve``), or at most the batches whose losses a probe kept one by one (``steps``).
+    """
+    first = run["history"][0] if run["history"] else run.get("partial") or {
+        "train_loss_curve": run["diverged"]["train_loss_curve"]}
+    if max_batches is None:
+        return first["train_loss"]
+    steps = run.get("steps") or []
+    if max_batches <= len(steps):
+        return sum(step["loss"] for step in steps[:max_batches]) / max_batches
+    log_every = TrainConfig.from_dict(run["config"]).log_every
+    if max_batches % log_every:
+        raise ValueError(f"max_batches {max_batches} is not a multiple of log_every {log_every}, and the run kept "
+                         f"{len(steps)} single steps")
+    windows = first["train_loss_curve"][: max_batches // log_every]
+    return sum(windows) / len(windows)
+
+
 def reproduce_first_epoch(
     run: dict, *, data_root=None, device="cpu", max_batches: int | None = None
 ) -> tuple[float, float]:
-    """(recorded, rerun) first-epoch training loss of a recorded run, over its first ``max_batches`` if given.
-
-    ``max_batches`` must be a multiple of the run's ``log_every``: the recorded side is then the
-    mean of the first windows of ``train_loss_curve``.
-    """
+    """(recorded, rerun) first-epoch training loss of a recorded run, over its first ``max_batches`` if given
+    (see :func:`recorded_first_loss`)."""
+    recorded = recorded_first_loss(run, max_batches)
     config = TrainConfig.from_dict({**run["config"], "epochs": 1, "data_root": data_root, "device": device,
                                     "progress": False})
-    first = run["history"][0] if run["history"] else run.get("partial") or {
-        "train_loss_curve": run["diverged"]["train_loss_curve"]}
     trainer = _trainer(config, run["network"])
-    if max_batches is None:
-        recorded = first["train_loss"]
-    else:
-        if max_batches % config.log_every:
-            raise ValueError(f"max_batches {max_batches} is not a multiple of log_every {config.log_every}")
-        windows = first["train_loss_curve"][: max_batches // config.log_every]
-        recorded = sum(windows) / len(windows)
+    if max_batches is not None:
         trainer.data = dataclasses.replace(trainer.data, train=_FirstBatches(trainer.data.train, max_batches))
     rerun, *_ = trainer.train_epoch(1)
     return recorded, rerun
