@@ -47,7 +47,7 @@ def test_json_carries_provenance(tmp_path):
 
 def test_target_verdicts_show_margin_and_noise():
     best = {"lrn_overhead_pct": 4.0, "flop_rate_vs_torchvision": 0.97, "speedup_vs_blog": 100.0,
-            "input_vs_model": 20.0, "other": 1.0}
+            "input_vs_model": 20.0, "loop_vs_model": 0.95, "other": 1.0}
     rounds = [dict(best, lrn_overhead_pct=v, flop_rate_vs_torchvision=f)
               for v, f in [(4.5, 0.9), (6.0, 1.01), (4.2, 0.95)]]
     result = cpu.verdicts(best, rounds)
@@ -78,12 +78,20 @@ def test_ratios_per_round_pair_the_steps_of_one_round():
         row("AlexNet (this book), small batch", [0.2, 0.25], 4), row("AlexNet, blog's loop LRN", [0.4, 0.5], 4),
         row("blog's model (BlogAlexNet)", [0.4, 0.5], 4)]}
     blog_main = {"blog's model (BlogAlexNet)": row("blog's model (BlogAlexNet)", [50.0])}
-    best, rounds = cpu.best_and_rounds(2, rows, slow, blog_main, row("input path", [1.0, 2.0], batch=320))
+    loop = {cpu.LOOP: row(cpu.LOOP, [2.0, 2.5], 128), cpu.LOOP_MODEL: row(cpu.LOOP_MODEL, [1.9, 2.0], 128)}
+    best, rounds = cpu.best_and_rounds(2, rows, slow, blog_main, row("input path", [1.0, 2.0], batch=320), loop)
     assert best["lrn_overhead_pct"] == pytest.approx(100 * (1.0 / 0.8 - 1))  # fastest of each, not of one round
     assert [r["lrn_overhead_pct"] for r in rounds] == pytest.approx([10.0, 25.0])
     assert [r["speedup_vs_blog"] for r in rounds] == pytest.approx([50 / 1.1, 50.0])  # one blog step for all rounds
     assert [r["flop_rate_vs_torchvision"] for r in rounds] == pytest.approx([0.5 / 1.1 / 2, 0.5 / 1.0 / 2])
     assert [r["input_vs_model"] for r in rounds] == pytest.approx([320 / 32 * 1.1, 160 / 32 * 1.0])
+    assert [r["loop_vs_model"] for r in rounds] == pytest.approx([0.95, 0.8]) and best["loop_vs_model"] == 0.95
+
+
+def test_the_training_loop_is_timed_beside_model_only_steps():
+    rows, setup = cpu.time_training_loop(batch=2, batches=2, repeats=1)
+    assert set(rows) == {cpu.LOOP, cpu.LOOP_MODEL} and setup["batches"] == 2 and setup["batch"] == 2
+    assert all(row.batch == 4 and len(row.seconds) == 1 and row.best > 0 for row in rows.values())
 
 
 def test_lrn_fallback_context_restores_the_environment(monkeypatch):
