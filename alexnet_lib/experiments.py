@@ -220,6 +220,10 @@ class Recorder:
         # Through TrainConfig, so that options added since the run was recorded compare at their defaults.
         recorded = {**{key: kept[key] if key in kept else kept["partial"][key] for key in settings},
                     "config": _settings(TrainConfig.from_dict(kept["config"]))}
+        # An unfinished run may go on for more epochs than it was started with: no schedule here looks ahead
+        # at the run's length, so the epochs it has are those of the longer run.
+        if not kept.get("complete", True) and settings["config"]["epochs"] >= recorded["config"]["epochs"]:
+            recorded["config"]["epochs"] = settings["config"]["epochs"]
         if recorded != settings:
             raise self._refusal(label, recorded, settings)
         return kept
@@ -557,10 +561,11 @@ def alexnet_cifar(rec: Recorder, epochs: int, seeds: tuple[int, ...]) -> dict:
 
 
 # The long run: section 5's recipe on all 45,000 training images left after the hold-out, at the largest rate
-# that trained in alexnet_lr (a test checks the two agree). A 2-core CPU affords about ten epochs (an hour each)
-# in the issue's 10-12 hour budget. The paper does not say how long "stopped improving" is; a drop after two
-# epochs without a new best (patience 1) lets the rate drop within those ten.
-FULL_LR, FULL_EPOCHS, FULL_PATIENCE, FULL_LOG_EVERY = 0.003, 10, 1, 10
+# that trained in alexnet_lr (a test checks the two agree). It was started for ten epochs; issue 11 asks for at
+# least twenty, which the unfinished run was given (a 2-core CPU of the kind it trains on takes 45-55 minutes an
+# epoch: about 17 hours, over several sessions). The paper does not say how long "stopped improving" is; a drop
+# after two epochs without a new best (patience 1) lets the rate drop three times within them.
+FULL_LR, FULL_EPOCHS, FULL_PATIENCE, FULL_LOG_EVERY = 0.003, 20, 1, 10
 
 
 def alexnet_cifar_full(rec: Recorder, epochs: int, seeds: tuple[int, ...]) -> dict:

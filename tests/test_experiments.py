@@ -319,6 +319,25 @@ def test_a_quick_run_is_refused_and_the_recorded_runs_stay(tmp_path, trained, ca
     assert len(trained) == 2 and quick["complete"] and quick["runs"]["with LRN seed=0"]["config"]["epochs"] == 1
 
 
+def test_an_unfinished_run_may_be_given_more_epochs_not_fewer(tmp_path, trained):
+    path = tmp_path / "pooling.json"
+    config = TrainConfig(model="cifar-net", epochs=2)
+    Recorder("pooling", path, progress=False).run("tiny", config)
+    results = json.loads(path.read_text())
+
+    def settings(epochs):
+        return {"config": experiments._settings(TrainConfig(model="cifar-net", epochs=epochs)), "network": None,
+                "stop_at_train_error": None}
+
+    with pytest.raises(ValueError, match="records 'tiny' with epochs=2; this run has epochs=3"):
+        Recorder("pooling", path, progress=False).kept("tiny", settings(3))  # a finished run stays as it is
+    results["runs"]["tiny"]["complete"] = False
+    path.write_text(json.dumps(results))
+    assert Recorder("pooling", path, progress=False).kept("tiny", settings(3))["history"] == results["runs"]["tiny"]["history"]
+    with pytest.raises(ValueError, match="records 'tiny' with epochs=2; this run has epochs=1"):
+        Recorder("pooling", path, progress=False).kept("tiny", settings(1))
+
+
 def test_the_long_run_uses_the_largest_rate_that_trained_in_the_probe():
     probe = _results("alexnet_lr")
     if not probe["complete"]:
