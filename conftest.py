@@ -12,7 +12,7 @@ import pytest
 
 from alexnet_lib.data import find_cifar10, resolve_data_root
 
-NEEDS_CIFAR10 = ("01_data.ipynb", "03_relu_vs_tanh.ipynb", "10_training_cifar10.ipynb")
+NEEDS_CIFAR10 = ("01_data.ipynb", "03_relu_vs_tanh.ipynb", "12_training_cifar10.ipynb")
 
 
 def _missing_cifar10() -> str | None:

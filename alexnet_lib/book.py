@@ -93,6 +93,30 @@ def execution_seconds(path: str | pathlib.Path) -> float | None:
     return total if timed else None
 
 
+def run_time_text(seconds: float) -> str:
+    """A chapter's run time in words, for its header: "about 40 seconds", "about 6 minutes"."""
+    if seconds < 90:
+        return f"about {max(10, round(seconds, -1)):.0f} seconds"
+    return f"about {round(seconds / 60):.0f} minutes"
+
+
+def glue_chapter_times(folder: str | pathlib.Path = ".") -> dict[str, float]:
+    """How long each chapter's code cells ran when it was last executed, in seconds, by chapter number ("07").
+
+    Measured, not typed: :func:`execution_seconds` of every stored ``NN_*.ipynb`` in ``folder`` (chapters
+    without stored times are left out). Each chapter's time is also glued (``myst_nb.glue``) in words as
+    ``run_time_NN``, which the chapter's header pastes from chapter 00 (:func:`run_time_text`).
+    """
+    from myst_nb import glue
+
+    chapters = sorted(pathlib.Path(folder).glob("[0-9][0-9]_*.ipynb"))
+    seconds = {path.name[:2]: execution_seconds(path) for path in chapters}
+    seconds = {chapter: value for chapter, value in seconds.items() if value is not None}
+    for chapter, value in seconds.items():
+        glue(f"run_time_{chapter}", run_time_text(value), display=False)
+    return seconds
+
+
 def results_dir(start: str | pathlib.Path | None = None) -> pathlib.Path | None:
     """The checkout's ``results/`` folder, found by walking up from ``start`` (default: the working directory)."""
     here = pathlib.Path(start or pathlib.Path.cwd()).resolve()

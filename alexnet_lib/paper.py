@@ -89,7 +89,7 @@ DEVIATIONS = (
     Deviation(
         "learning rate",
         f"{LEARNING_RATE:g} (section 5)",
-        "the largest of the probed rates that trains on CIFAR-10 at batch 128 (chapter 10)",
+        "the largest of the probed rates that trains on CIFAR-10 at batch 128 (chapter 12)",
         f"at {LEARNING_RATE:g} the first steps silence the network on upsampled CIFAR-10 (recorded in results/alexnet_lr.json)",
     ),
     Deviation(
@@ -101,7 +101,7 @@ DEVIATIONS = (
     Deviation(
         "training length",
         f"roughly {EPOCHS} epochs, five to six days on two GTX 580s (section 5)",
-        f"{EPOCHS} epochs on a GPU with the same command; a shorter budget in the recorded CPU run (chapter 10)",
+        f"{EPOCHS} epochs on a GPU with the same command; a shorter budget in the recorded CPU run (chapter 12)",
         "a 2-core CPU trains about an epoch an hour at 227",
     ),
 )

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from alexnet_lib import runtime
-from alexnet_lib.book import (check_close, code_spans, execution_seconds, is_quick, load_results, profile,
-                              results_dir, show_table)
+from alexnet_lib.book import (check_close, code_spans, execution_seconds, glue_chapter_times, is_quick, load_results,
+                              profile, results_dir, run_time_text, show_table)
 
 
 def test_profile_follows_the_environment_then_the_machine(monkeypatch):
@@ -73,6 +73,26 @@ def test_execution_seconds_adds_up_the_cells(tmp_path):
     assert execution_seconds(notebook) == 6.5 + 90
     notebook.write_text(json.dumps({"cells": cells[1:2]}))
     assert execution_seconds(notebook) is None
+
+
+def test_run_time_text_reads_like_a_header():
+    assert run_time_text(3.2) == "about 10 seconds"
+    assert run_time_text(44) == "about 40 seconds"
+    assert run_time_text(89) == "about 90 seconds"
+    assert run_time_text(90) == "about 2 minutes"
+    assert run_time_text(368.6) == "about 6 minutes"
+
+
+def test_glue_chapter_times_glues_each_stored_chapter(tmp_path, monkeypatch):
+    glued = {}
+    monkeypatch.setattr("myst_nb.glue", lambda name, value, display: glued.update({name: value}))
+    cell = {"cell_type": "code", "metadata": {"execution": {
+        "iopub.execute_input": "2026-11-29T09:24:00.000000Z", "shell.execute_reply": "2026-11-29T09:27:10.000000Z"}}}
+    (tmp_path / "07_model.ipynb").write_text(json.dumps({"cells": [cell]}))
+    (tmp_path / "08_never_run.ipynb").write_text(json.dumps({"cells": [{"cell_type": "code", "metadata": {}}]}))
+    (tmp_path / "notes.ipynb").write_text(json.dumps({"cells": [cell]}))  # not a chapter
+    assert glue_chapter_times(tmp_path) == {"07": 190.0}
+    assert glued == {"run_time_07": "about 3 minutes"}
 
 
 def test_load_results_finds_the_checkout_folder(tmp_path):

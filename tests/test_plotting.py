@@ -12,7 +12,7 @@ from alexnet_lib import AlexNet, layer_table  # noqa: E402
 from alexnet_lib.optim import descent_path  # noqa: E402
 from alexnet_lib.plotting import plot_architecture, plot_descent_paths  # noqa: E402
 
-# Notebook 08's ravine: f(w) = (a w1² + b w2²) / 2 and the settings its figure uses.
+# Notebook 10's ravine: f(w) = (a w1² + b w2²) / 2 and the settings its figure uses.
 A, B, LR, STEPS, START = 1.0, 100.0, 0.018, 60, (-10.0, 1.0)
 
 
