@@ -59,7 +59,8 @@ def _preset_help(name: str) -> str:
     values = {}
     for model, preset in PRESETS.items():
         value = getattr(preset, name)
-        values.setdefault(value[0] if isinstance(value, tuple) else value, []).append(model)
+        value = value[0] if isinstance(value, tuple) else value
+        values.setdefault("per layer" if value is None else value, []).append(model)
     return "default: " + "; ".join(f"{value} for {', '.join(models)}" for value, models in values.items())
 
 
@@ -85,7 +86,8 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     what = parser.add_argument_group("model")
     what.add_argument("--model", choices=MODELS, default=d.model,
                       help="alexnet (one column), alexnet-grouped (section 3.2's two columns), "
-                      "cifar-net (Figure 1's CIFAR-10 network), cifar-conv-local (section 3.3's CIFAR-10 network)")
+                      "cifar-net (Figure 1's CIFAR-10 network), cifar-conv-local (section 3.3's CIFAR-10 network "
+                      "with convolutions), cifar-11pct (cuda-convnet2's 11%% network, locally connected layers)")
     inits = tuple(dict.fromkeys(init for preset in PRESETS.values() for init in preset.inits))
     what.add_argument("--init", choices=inits, default=None, help="weight initialisation (" + _preset_help("inits") + ")")
     what.add_argument("--dropout", type=float, default=None, help="dropout rate (default: 0.5 AlexNet, 0 cifar-net)")

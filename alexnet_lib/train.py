@@ -13,7 +13,8 @@ The options of a run and the models' presets live in config.py.
     processes together, per second of the training pass), train_loss_curve (the mean batch
     loss of every ``log_every`` batches, in order)
 
-Errors are fractions in [0, 1]; ``lr`` is the rate the epoch trained with.  With an
+Errors are fractions in [0, 1]; ``lr`` is the rate the epoch trained with (a network with per-layer
+rates: that of its first parameter group, the others keeping their ratios to it).  With an
 ``output_dir`` every epoch writes checkpoint.pt, history.json and (once) config.json and
 run.json there, and a long epoch also checkpoints every ``checkpoint_minutes`` (a resumption
 continues mid-epoch, bit for bit).  A directory that already holds a run is refused unless the
@@ -153,14 +154,27 @@ class Trainer:
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
 
     def _build_optimizer(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.ReduceLROnPlateau]:
+        """One parameter group at ``config.lr`` and ``config.weight_decay``, or the network's own per-layer groups.
+
+        A network with a ``parameter_groups(lr)`` method (cifar_11pct.py) sets each layer's rate (a
+        multiple of ``lr``) and weight decay itself; each group's floor is its own rate / 1000.
+        """
         config = self.config
         optimizer_cls = PaperSGD if config.optimizer == "paper" else torch.optim.SGD
-        optimizer = optimizer_cls(
-            self.model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-        )
+        groups = getattr(self.model, "parameter_groups", None)
+        if groups is None:
+            optimizer = optimizer_cls(
+                self.model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+            )
+            min_lr = _floor(config.lr)
+        else:
+            if config.weight_decay is not None:
+                raise ValueError(f"{type(self.model).__name__} sets a weight decay per layer; leave weight_decay unset")
+            optimizer = optimizer_cls(groups(config.lr), lr=config.lr, momentum=config.momentum, weight_decay=0.0)
+            min_lr = [_floor(group["lr"]) for group in optimizer.param_groups]
         # Section 5: divided by 10 on a plateau, "reduced three times prior to termination": min_lr = lr / 1000.
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=1 / LR_DROP_FACTOR, patience=config.patience, min_lr=_floor(config.lr)
+            optimizer, mode="min", factor=1 / LR_DROP_FACTOR, patience=config.patience, min_lr=min_lr
         )
         return optimizer, scheduler
 
@@ -279,8 +293,9 @@ class Trainer:
         self.segments = list(state.get("segments", []))
         if self.config.lr != TrainConfig.from_dict(state["config"]).lr:
             for group in self.optimizer.param_groups:
-                group["lr"] = self.config.lr
-            self.scheduler.min_lrs = [_floor(self.config.lr)] * len(self.optimizer.param_groups)
+                # Per-layer groups keep their ratio to the run's rate.
+                group["lr"] = self.config.lr * group.get("lr_scale", 1.0)
+            self.scheduler.min_lrs = [_floor(group["lr"]) for group in self.optimizer.param_groups]
             if self.main:
                 tqdm.write(f"resuming at lr {self.config.lr:g}")
         if state.get("position") is not None:
