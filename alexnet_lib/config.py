@@ -77,6 +77,12 @@ class TrainConfig:
 
     ``lr``, ``weight_decay`` and ``input_size`` left at None take the model's preset (:data:`PRESETS`)
     when the config is made, so that each holds the value the run uses.
+
+    ``colour_noise=False`` augments with crops and mirrors alone (cuda-convnet's CIFAR-10 data provider
+    adds no PCA colour noise).  ``clean_train_error`` and ``test_curve`` add measurements to every
+    epoch's record without changing the training (train.py): the error on the un-augmented training
+    images, and the test set's loss and error beside the held-out validation (reporting only; it
+    needs ``holdout``).
     """
 
     model: str = "alexnet"
@@ -101,6 +107,7 @@ class TrainConfig:
     limit: int | None = None
     val_limit: int | None = None
     augment: bool = True
+    colour_noise: bool = True
     input_size: int | None = None
     init: str | None = None
     dropout: float | None = None
@@ -108,6 +115,8 @@ class TrainConfig:
     activation: str = "relu"
     overlap: bool = True
     holdout: int = 0
+    clean_train_error: bool = False
+    test_curve: bool = False
     diverge_factor: float | None = 10.0
     diverge_batches: int = 100
     log_every: int = 20
@@ -135,6 +144,8 @@ class TrainConfig:
             raise ValueError(f"{self.model} has a fixed initialisation and no dropout")
         if PRESETS[self.model].weight_decay is None and self.weight_decay is not None:
             raise ValueError(f"{self.model} takes a weight decay per layer from its cfg: leave weight_decay unset")
+        if self.test_curve and not self.holdout:
+            raise ValueError("test_curve needs a holdout: without one the validation set is the test set already")
         preset = PRESETS[self.model]
         if self.init is not None and self.init not in preset.inits:
             raise ValueError(f"{self.model} is initialised with one of {preset.inits}, got init={self.init!r}")

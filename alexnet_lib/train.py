@@ -14,7 +14,15 @@ The options of a run and the models' presets live in config.py.
     loss of every ``log_every`` batches, in order)
 
 Errors are fractions in [0, 1]; ``lr`` is the rate the epoch trained with (a network with per-layer
-rates: that of its first parameter group, the others keeping their ratios to it).  With an
+rates: that of its first parameter group, the others keeping their ratios to it).  Two optional
+measurements add keys, and change nothing else (the random generators they draw from are restored):
+
+    clean_train_loss, clean_train_error (``clean_train_error``): the training images again, un-augmented
+    (evaluation's centre crop, no mirrors, no colour noise), with the weights at the epoch's end;
+    test_loss, test_top1_error, test_top5_error (``test_curve``): the test set, for overfitting curves.
+    Nothing decides on them: the plateau rule watches the validation set alone.
+
+With an
 ``output_dir`` every epoch writes checkpoint.pt, history.json and (once) config.json and
 run.json there, and a long epoch also checkpoints every ``checkpoint_minutes`` (a resumption
 continues mid-epoch, bit for bit).  A directory that already holds a run is refused unless the
@@ -135,6 +143,8 @@ class Trainer:
             download=config.download,
             fallback=config.fallback,
             augment=config.augment,
+            # Without colour noise the PCA is not even fitted.
+            **({} if config.colour_noise else {"pca_scaling": None}),
             seed=config.seed,
             rank=self.rank,
             world_size=self.world_size,
@@ -380,16 +390,8 @@ class Trainer:
         start = time.perf_counter()
         lr = self.lr
         train_loss, train_error, images, train_seconds = self.train_epoch(epoch)
-        val = evaluate(
-            self.model,
-            self.data.val,
-            self.eval_transform,
-            self.device,
-            autocast=self.autocast(),
-            channels_last=self.channels_last,
-            desc=f"validating {epoch}",
-            progress=self.config.progress,
-        )
+        val = self._evaluate(self.data.val, f"validating {epoch}")
+        measured = self.measure()
         best = self.scheduler.best
         # PyTorch's documented order: optimizer.step() per batch above, scheduler.step() after validation.
         self.scheduler.step(val["top1_error"])
@@ -410,6 +412,7 @@ class Trainer:
             "seconds": time.perf_counter() - start,
             "images_per_second": images / train_seconds,
             "train_loss_curve": list(self.loss_curve),
+            **measured,
         }
         self.history.append(record)
         self.save()
@@ -422,6 +425,29 @@ class Trainer:
                 + ("; the schedule has ended (a plateau after three drops)" if self.finished else "")
             )
         return record
+
+    def _evaluate(self, loader, desc: str) -> dict:
+        return evaluate(self.model, loader, self.eval_transform, self.device, autocast=self.autocast(),
+                        channels_last=self.channels_last, desc=desc, progress=self.config.progress)
+
+    def measure(self) -> dict:
+        """The optional per-epoch measurements (``clean_train_error``, ``test_curve``), as record keys.
+
+        Iterating a loader draws its base seed from torch's global generator, which also draws the
+        dropout masks: the generators are put back as they were, so that training goes on as without.
+        """
+        if not (self.config.clean_train_error or self.config.test_curve):
+            return {}
+        state, measured = rng_state(), {}
+        if self.config.clean_train_error:
+            clean = self._evaluate(self.data.train_in_order, "measuring the clean training error")
+            measured.update(clean_train_loss=clean["loss"], clean_train_error=clean["top1_error"])
+        if self.config.test_curve:
+            test = self._evaluate(self.data.test, "measuring the test error")
+            measured.update(test_loss=test["loss"], test_top1_error=test["top1_error"],
+                            test_top5_error=test["top5_error"])
+        set_rng_state(state)
+        return measured
 
     def train_epoch(self, epoch: int, step_hook: Callable[[int, Tensor], None] | None = None
                     ) -> tuple[float, float, int, float]:
