@@ -59,7 +59,8 @@ def _preset_help(name: str) -> str:
     values = {}
     for model, preset in PRESETS.items():
         value = getattr(preset, name)
-        values.setdefault(value[0] if isinstance(value, tuple) else value, []).append(model)
+        value = value[0] if isinstance(value, tuple) else value
+        values.setdefault("per layer" if value is None else value, []).append(model)
     return "default: " + "; ".join(f"{value} for {', '.join(models)}" for value, models in values.items())
 
 
@@ -85,7 +86,8 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     what = parser.add_argument_group("model")
     what.add_argument("--model", choices=MODELS, default=d.model,
                       help="alexnet (one column), alexnet-grouped (section 3.2's two columns), "
-                      "cifar-net (Figure 1's CIFAR-10 network), cifar-conv-local (section 3.3's CIFAR-10 network)")
+                      "cifar-net (Figure 1's CIFAR-10 network), cifar-conv-local (section 3.3's CIFAR-10 network "
+                      "with convolutions), cifar-11pct (cuda-convnet2's 11%% network, locally connected layers)")
     inits = tuple(dict.fromkeys(init for preset in PRESETS.values() for init in preset.inits))
     what.add_argument("--init", choices=inits, default=None, help="weight initialisation (" + _preset_help("inits") + ")")
     what.add_argument("--dropout", type=float, default=None, help="dropout rate (default: 0.5 AlexNet, 0 cifar-net)")
@@ -110,6 +112,8 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
                       help="training images held out, class-balanced, as the validation set of the plateau rule; "
                       "the test set is then left for the end (0: validate on the test set, as older runs did)")
     data.add_argument("--augment", action=bool_flag, default=d.augment, help="random crops, mirrors, PCA colour noise")
+    data.add_argument("--colour-noise", action=bool_flag, default=d.colour_noise,
+                      help="the PCA colour noise of --augment (section 4.1); off: crops and mirrors only")
     data.add_argument("--workers", type=int, default=d.workers, help="data loader worker processes")
 
     optim = parser.add_argument_group("optimisation (section 5)")
@@ -142,6 +146,10 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--amp", action=bool_flag, default=d.amp, help="mixed precision on CUDA (bf16, else fp16)")
     run.add_argument("--compile", action=bool_flag, default=d.compile, help="torch.compile the model")
     run.add_argument("--log-every", type=_positive_int, default=d.log_every, help="batches between loss checks")
+    run.add_argument("--clean-train-error", action=bool_flag, default=d.clean_train_error,
+                     help="also measure every epoch's error on the un-augmented training images")
+    run.add_argument("--test-curve", action=bool_flag, default=d.test_curve,
+                     help="also measure the test set every epoch, for overfitting curves (needs --holdout)")
     run.add_argument("--progress", action=bool_flag, default=d.progress, help="progress bars")
 
 

@@ -6,7 +6,9 @@ paper.py).  The CIFAR-10 networks follow cuda-convnet's ``layer-params-80sec.cfg
 rate (``epsW``) 0.001 and weight decay (``wc``) 0.004 of its convolutional layers; like ours,
 cuda-convnet scales the learning rate by 1/batch size (``getEps() / numCases``), i.e. it follows
 the mean gradient.  Its fully connected layers' wc=0.03 and biases' epsB=0.002 are not
-reproduced: one rate and one decay serve every parameter here.
+reproduced: one rate and one decay serve every parameter here.  ``cifar-11pct`` is the exception:
+its network carries cuda-convnet2's per-layer rates and decays (cifar_11pct.py), so its preset
+leaves ``weight_decay`` unset.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from dataclasses import dataclass
 from torch import nn
 
 from . import distributed
+from .cifar_11pct import BASE_LR as CIFAR_11PCT_LR
+from .cifar_11pct import INPUT_SIZE as CIFAR_11PCT_INPUT_SIZE
+from .cifar_11pct import Cifar11pctNet
 from .cifar_net import CIFAR_NET_INPUT_SIZE, CONV_LOCAL_INPUT_SIZE, CifarNet, ConvLocalNet
 from .data import resolve_data_root
 from .model import AlexNet
@@ -28,10 +33,13 @@ OPTIMIZERS = ("paper", "sgd")
 
 @dataclass(frozen=True)
 class Preset:
-    """A model's defaults: ``inits`` lists the initialisations it has, its default first."""
+    """A model's defaults: ``inits`` lists the initialisations it has, its default first.
+
+    ``weight_decay`` is None for a model whose network sets a decay per layer (``parameter_groups``).
+    """
 
     lr: float
-    weight_decay: float
+    weight_decay: float | None
     input_size: int
     inits: tuple[str, ...]
 
@@ -41,7 +49,10 @@ PRESETS = {
     "alexnet-grouped": Preset(LEARNING_RATE, WEIGHT_DECAY, INPUT_SIZE, ("paper", "kaiming")),
     "cifar-net": Preset(0.001, 0.004, CIFAR_NET_INPUT_SIZE, ("cuda-convnet", "kaiming")),
     "cifar-conv-local": Preset(0.001, 0.004, CONV_LOCAL_INPUT_SIZE, ("cuda-convnet",)),
+    "cifar-11pct": Preset(CIFAR_11PCT_LR, None, CIFAR_11PCT_INPUT_SIZE, ("cuda-convnet",)),
 }
+# Models whose initialisation is their cfg's and that have no dropout.
+FIXED_INIT_MODELS = ("cifar-conv-local", "cifar-11pct")
 MODELS = tuple(PRESETS)
 # The settings a config left unset (None) takes from its model's preset.
 PRESET_FIELDS = ("lr", "weight_decay", "input_size")
@@ -66,6 +77,12 @@ class TrainConfig:
 
     ``lr``, ``weight_decay`` and ``input_size`` left at None take the model's preset (:data:`PRESETS`)
     when the config is made, so that each holds the value the run uses.
+
+    ``colour_noise=False`` augments with crops and mirrors alone (cuda-convnet's CIFAR-10 data provider
+    adds no PCA colour noise).  ``clean_train_error`` and ``test_curve`` add measurements to every
+    epoch's record without changing the training (train.py): the error on the un-augmented training
+    images, and the test set's loss and error beside the held-out validation (reporting only; it
+    needs ``holdout``).
     """
 
     model: str = "alexnet"
@@ -90,6 +107,7 @@ class TrainConfig:
     limit: int | None = None
     val_limit: int | None = None
     augment: bool = True
+    colour_noise: bool = True
     input_size: int | None = None
     init: str | None = None
     dropout: float | None = None
@@ -97,6 +115,8 @@ class TrainConfig:
     activation: str = "relu"
     overlap: bool = True
     holdout: int = 0
+    clean_train_error: bool = False
+    test_curve: bool = False
     diverge_factor: float | None = 10.0
     diverge_batches: int = 100
     log_every: int = 20
@@ -120,8 +140,12 @@ class TrainConfig:
             raise ValueError(f"diverge_factor must be above 1 (or None: stop on NaN/inf only), got {self.diverge_factor}")
         if self.model != "cifar-net" and (self.activation != "relu" or not self.overlap):
             raise ValueError("activation and overlap are switches of cifar-net; the other models use ReLU and 3/2 pools")
-        if self.model == "cifar-conv-local" and (self.init is not None or self.dropout is not None):
-            raise ValueError("cifar-conv-local has a fixed initialisation and no dropout")
+        if self.model in FIXED_INIT_MODELS and (self.init is not None or self.dropout is not None):
+            raise ValueError(f"{self.model} has a fixed initialisation and no dropout")
+        if PRESETS[self.model].weight_decay is None and self.weight_decay is not None:
+            raise ValueError(f"{self.model} takes a weight decay per layer from its cfg: leave weight_decay unset")
+        if self.test_curve and not self.holdout:
+            raise ValueError("test_curve needs a holdout: without one the validation set is the test set already")
         preset = PRESETS[self.model]
         if self.init is not None and self.init not in preset.inits:
             raise ValueError(f"{self.model} is initialised with one of {preset.inits}, got init={self.init!r}")
@@ -182,4 +206,6 @@ def build_model(config: TrainConfig, num_classes: int, **options) -> nn.Module:
         return CifarNet(activation=config.activation, overlap=config.overlap, **options)
     if config.model == "cifar-conv-local":
         return ConvLocalNet(**options)
+    if config.model == "cifar-11pct":
+        return Cifar11pctNet(**options)
     return AlexNet(groups=2 if config.model == "alexnet-grouped" else 1, **options)

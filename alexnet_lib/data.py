@@ -115,6 +115,8 @@ class DataBundle:
     train_sampler: DistributedSampler | None = field(default=None, repr=False)
     # With a hold-out, ``val`` holds training images and ``test`` the test set, scored once at the end.
     test: DataLoader | None = None
+    # The training images in a fixed order, for measuring the error on them without augmentation.
+    train_in_order: DataLoader | None = None
 
     @property
     def num_classes(self) -> int:
@@ -778,6 +780,7 @@ def _bundle(
         train=batches(train_set, train_sampler),
         val=batches(val_set, ShardSampler(len(val_set), rank, world_size)),
         test=batches(test_set, ShardSampler(len(test_set), rank, world_size)) if test_set is not None else None,
+        train_in_order=batches(train_set, ShardSampler(len(train_set), rank, world_size)),
         train_transform=train_tf,
         eval_transform=eval_tf,
         input_size=input_size,

@@ -13,7 +13,16 @@ The options of a run and the models' presets live in config.py.
     processes together, per second of the training pass), train_loss_curve (the mean batch
     loss of every ``log_every`` batches, in order)
 
-Errors are fractions in [0, 1]; ``lr`` is the rate the epoch trained with.  With an
+Errors are fractions in [0, 1]; ``lr`` is the rate the epoch trained with (a network with per-layer
+rates: that of its first parameter group, the others keeping their ratios to it).  Two optional
+measurements add keys, and change nothing else (the random generators they draw from are restored):
+
+    clean_train_loss, clean_train_error (``clean_train_error``): the training images again, un-augmented
+    (evaluation's centre crop, no mirrors, no colour noise), with the weights at the epoch's end;
+    test_loss, test_top1_error, test_top5_error (``test_curve``): the test set, for overfitting curves.
+    Nothing decides on them: the plateau rule watches the validation set alone.
+
+With an
 ``output_dir`` every epoch writes checkpoint.pt, history.json and (once) config.json and
 run.json there, and a long epoch also checkpoints every ``checkpoint_minutes`` (a resumption
 continues mid-epoch, bit for bit).  A directory that already holds a run is refused unless the
@@ -134,6 +143,8 @@ class Trainer:
             download=config.download,
             fallback=config.fallback,
             augment=config.augment,
+            # Without colour noise the PCA is not even fitted.
+            **({} if config.colour_noise else {"pca_scaling": None}),
             seed=config.seed,
             rank=self.rank,
             world_size=self.world_size,
@@ -153,14 +164,27 @@ class Trainer:
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
 
     def _build_optimizer(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.ReduceLROnPlateau]:
+        """One parameter group at ``config.lr`` and ``config.weight_decay``, or the network's own per-layer groups.
+
+        A network with a ``parameter_groups(lr)`` method (cifar_11pct.py) sets each layer's rate (a
+        multiple of ``lr``) and weight decay itself; each group's floor is its own rate / 1000.
+        """
         config = self.config
         optimizer_cls = PaperSGD if config.optimizer == "paper" else torch.optim.SGD
-        optimizer = optimizer_cls(
-            self.model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-        )
+        groups = getattr(self.model, "parameter_groups", None)
+        if groups is None:
+            optimizer = optimizer_cls(
+                self.model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+            )
+            min_lr = _floor(config.lr)
+        else:
+            if config.weight_decay is not None:
+                raise ValueError(f"{type(self.model).__name__} sets a weight decay per layer; leave weight_decay unset")
+            optimizer = optimizer_cls(groups(config.lr), lr=config.lr, momentum=config.momentum, weight_decay=0.0)
+            min_lr = [_floor(group["lr"]) for group in optimizer.param_groups]
         # Section 5: divided by 10 on a plateau, "reduced three times prior to termination": min_lr = lr / 1000.
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=1 / LR_DROP_FACTOR, patience=config.patience, min_lr=_floor(config.lr)
+            optimizer, mode="min", factor=1 / LR_DROP_FACTOR, patience=config.patience, min_lr=min_lr
         )
         return optimizer, scheduler
 
@@ -279,8 +303,9 @@ class Trainer:
         self.segments = list(state.get("segments", []))
         if self.config.lr != TrainConfig.from_dict(state["config"]).lr:
             for group in self.optimizer.param_groups:
-                group["lr"] = self.config.lr
-            self.scheduler.min_lrs = [_floor(self.config.lr)] * len(self.optimizer.param_groups)
+                # Per-layer groups keep their ratio to the run's rate.
+                group["lr"] = self.config.lr * group.get("lr_scale", 1.0)
+            self.scheduler.min_lrs = [_floor(group["lr"]) for group in self.optimizer.param_groups]
             if self.main:
                 tqdm.write(f"resuming at lr {self.config.lr:g}")
         if state.get("position") is not None:
@@ -365,16 +390,8 @@ class Trainer:
         start = time.perf_counter()
         lr = self.lr
         train_loss, train_error, images, train_seconds = self.train_epoch(epoch)
-        val = evaluate(
-            self.model,
-            self.data.val,
-            self.eval_transform,
-            self.device,
-            autocast=self.autocast(),
-            channels_last=self.channels_last,
-            desc=f"validating {epoch}",
-            progress=self.config.progress,
-        )
+        val = self._evaluate(self.data.val, f"validating {epoch}")
+        measured = self.measure()
         best = self.scheduler.best
         # PyTorch's documented order: optimizer.step() per batch above, scheduler.step() after validation.
         self.scheduler.step(val["top1_error"])
@@ -395,6 +412,7 @@ class Trainer:
             "seconds": time.perf_counter() - start,
             "images_per_second": images / train_seconds,
             "train_loss_curve": list(self.loss_curve),
+            **measured,
         }
         self.history.append(record)
         self.save()
@@ -407,6 +425,29 @@ class Trainer:
                 + ("; the schedule has ended (a plateau after three drops)" if self.finished else "")
             )
         return record
+
+    def _evaluate(self, loader, desc: str) -> dict:
+        return evaluate(self.model, loader, self.eval_transform, self.device, autocast=self.autocast(),
+                        channels_last=self.channels_last, desc=desc, progress=self.config.progress)
+
+    def measure(self) -> dict:
+        """The optional per-epoch measurements (``clean_train_error``, ``test_curve``), as record keys.
+
+        Iterating a loader draws its base seed from torch's global generator, which also draws the
+        dropout masks: the generators are put back as they were, so that training goes on as without.
+        """
+        if not (self.config.clean_train_error or self.config.test_curve):
+            return {}
+        state, measured = rng_state(), {}
+        if self.config.clean_train_error:
+            clean = self._evaluate(self.data.train_in_order, "measuring the clean training error")
+            measured.update(clean_train_loss=clean["loss"], clean_train_error=clean["top1_error"])
+        if self.config.test_curve:
+            test = self._evaluate(self.data.test, "measuring the test error")
+            measured.update(test_loss=test["loss"], test_top1_error=test["top1_error"],
+                            test_top5_error=test["top5_error"])
+        set_rng_state(state)
+        return measured
 
     def train_epoch(self, epoch: int, step_hook: Callable[[int, Tensor], None] | None = None
                     ) -> tuple[float, float, int, float]:

@@ -1,5 +1,6 @@
 """results/NAME.json: one per experiment, complete, with provenance, and reproducible from its record."""
 
+import dataclasses
 import json
 import math
 import pathlib
@@ -8,6 +9,7 @@ import types
 
 import matplotlib
 import pytest
+from scipy import stats as st
 
 from alexnet_lib import experiments
 from alexnet_lib.cli import main
@@ -33,11 +35,16 @@ from alexnet_lib.train import without_timing  # noqa: E402
 RESULTS = pathlib.Path(__file__).resolve().parents[1] / "results"
 RECORD_KEYS = {"epoch", "train_loss", "train_error", "val_loss", "val_top1_error", "val_top5_error", "lr",
                "seconds", "images_per_second", "train_loss_curve"}
+# What a run's config may ask every epoch to measure besides (train.py).
+MEASURED_KEYS = {"clean_train_loss", "clean_train_error", "test_loss", "test_top1_error", "test_top5_error"}
+# Experiments whose runs take hours and have not been recorded yet (issue 12): until their results files are
+# committed, the checks of those files are skipped and say so; once one is recorded, take its name out of here.
+NOT_YET_RECORDED = ("dropout_same_lr", "lrn_11pct", "pooling_max", "relu_tanh_paper")
 # Each run is rerun for its first loss windows only: enough batches to show that the numbers did not move
 # (an AlexNet step at 227 costs several seconds on 2 CPU cores: three single steps the probe kept; two windows
 # of the CIFAR-10 nets), few enough for CI.  The long run is not rerun: its first window is the lr probe's.
 FIRST_BATCHES = {"blog_plateau": 8, "alexnet_cifar": 5, "alexnet_lr": 3, "lrn": 40, "pooling": 40, "relu_tanh": 40,
-                 "dropout": 40}
+                 "dropout": 40, "relu_tanh_paper": 40, "lrn_11pct": 40, "pooling_max": 40, "dropout_same_lr": 40}
 # The run each file is checked by: its first that trained, unless named here.
 FIRST_RUN = {"alexnet_lr": "lr=0.003"}
 
@@ -46,6 +53,8 @@ pytestmark = pytest.mark.usefixtures("few_threads")
 
 def _results(name):
     path = RESULTS / f"{name}.json"
+    if name in NOT_YET_RECORDED and not path.exists():
+        pytest.skip(f"{path.name} is not recorded yet: python -m alexnet_lib experiment {name} (hours of CPU)")
     assert path.exists(), f"{path.name} is missing: run python -m alexnet_lib experiment {name}"
     return json.loads(path.read_text())
 
@@ -81,7 +90,7 @@ def test_results_file_schema(name):
             assert segment["command"].startswith(f"python -m alexnet_lib experiment {name}"), label
             assert 0 <= segment["from_epoch"] <= segment["to_epoch"] and segment["wall_seconds"] >= 0, label
         for epoch, record in enumerate(run["history"], start=1):
-            assert set(record) == RECORD_KEYS and record["epoch"] == epoch, label
+            assert RECORD_KEYS <= set(record) <= RECORD_KEYS | MEASURED_KEYS and record["epoch"] == epoch, label
             assert all(math.isfinite(x) for x in record["train_loss_curve"]), label
             assert 0 <= record["train_error"] <= 1 and 0 <= record["val_top1_error"] <= 1, label
 
@@ -274,6 +283,11 @@ class FakeTrainer:
         record = {"epoch": epoch, "train_loss": 2 * error, "train_error": error, "val_loss": 2 * error,
                   "val_top1_error": error, "val_top5_error": error / 5, "lr": 0.001, "seconds": 0.1,
                   "images_per_second": 1.0, "train_loss_curve": [2 * error]}
+        # The measurements a config asks for, as the Trainer adds them.
+        if self.config.clean_train_error:
+            record.update(clean_train_loss=1.5 * error, clean_train_error=0.8 * error)
+        if self.config.test_curve:
+            record.update(test_loss=2.2 * error, test_top1_error=1.1 * error, test_top5_error=error / 4)
         self.history.append(record)
         self.epoch = epoch
         return record
@@ -293,6 +307,7 @@ def trained(monkeypatch):
 
 
 def _copy(name, tmp_path):
+    _results(name)  # skips an experiment not recorded yet
     path = tmp_path / f"{name}.json"
     path.write_bytes((RESULTS / f"{name}.json").read_bytes())
     return path
@@ -434,3 +449,225 @@ def test_a_file_that_is_not_a_results_file_is_a_clear_error(tmp_path):
     path.write_text("[1, 2]")
     with pytest.raises(ValueError, match=re.escape(f"{path} is not a results file")):
         Recorder("lrn", path)
+
+
+# ------------------------------------------------- issue 12's experiments: their choices and summaries, with FakeTrainer
+
+NEW_EXPERIMENTS = ("relu_tanh_paper", "lrn_11pct", "pooling_max", "dropout_same_lr")
+
+
+@pytest.mark.parametrize("name", NEW_EXPERIMENTS)
+def test_setup_states_the_budget_and_its_cpu_time(name):
+    spec = EXPERIMENTS[name]
+    hours = re.search(r"about (\d+\.\d) CPU hours", spec.setup)
+    assert hours and float(hours.group(1)) > 0, spec.setup
+    assert f"{spec.epochs} epochs" in spec.setup and "upper bound" in spec.setup
+    assert len(spec.seeds) >= (5 if name == "pooling_max" else 3)
+
+
+def test_next_rate_walks_the_half_decade_grid():
+    assert [experiments.next_rate(lr, 1) for lr in (0.001, 0.003, 0.01, 0.03)] == [0.003, 0.01, 0.03, 0.1]
+    assert [experiments.next_rate(lr, -1) for lr in (0.001, 0.003, 0.0003)] == [0.0003, 0.001, 0.0001]
+    with pytest.raises(ValueError, match="not on the grid"):
+        experiments.next_rate(0.002, 1)
+
+
+def test_sweep_score_ranks_by_epochs_to_target_then_by_the_error_reached():
+    def run(errors, diverged=None):
+        return {"diverged": diverged, "history": [{"epoch": e, "clean_train_error": x}
+                                                  for e, x in enumerate(errors, start=1)]}
+
+    scores = [experiments.sweep_score(r, 0.25, "clean_train_error") for r in (
+        run([0.5, 0.24]), run([0.5, 0.2]), run([0.3, 0.26, 0.25]), run([0.4, 0.3]), run([0.4, 0.35]),
+        run([0.4], diverged={"epoch": 2}))]
+    assert scores == [(2, 0.24), (2, 0.2), (3, 0.25), (math.inf, 0.3), (math.inf, 0.35), (math.inf, math.inf)]
+    order = sorted(range(6), key=scores.__getitem__)
+    assert order == [1, 0, 2, 3, 4, 5]
+
+
+class Figure1Trainer(FakeTrainer):
+    """Clean training error 0.9 exp(-speed x epoch): fastest at each activation's BEST rate, tanh six times slower."""
+
+    BEST = {"relu": 3e-4, "tanh": 0.03}
+
+    def run_epoch(self, epoch):
+        record = super().run_epoch(epoch)
+        config = self.config
+        distance = abs(math.log10(config.lr / self.BEST[config.activation]))
+        speed = (1.0 if config.activation == "relu" else 1 / 6) / (1 + 2 * distance) * (1 + 0.1 * config.seed)
+        record["clean_train_error"] = 0.9 * math.exp(-speed * epoch)
+        return record
+
+
+def _fake(monkeypatch, cls=FakeTrainer):
+    """Every run of the experiments made by ``cls``; the configs and networks they got, in order."""
+    made = []
+
+    def fake(config, network):
+        made.append((config, network))
+        trainer = cls(config)
+        trainer.network = network
+        return trainer
+
+    monkeypatch.setattr(experiments, "_trainer", fake)
+    return made
+
+
+def test_relu_tanh_paper_widens_each_sweep_until_the_fastest_rate_is_inside(tmp_path, monkeypatch):
+    made = _fake(monkeypatch, Figure1Trainer)
+    results = run_experiment("relu_tanh_paper", output=tmp_path / "r.json", progress=False)
+    s = results["summary"]
+    # ReLU's fastest rate (3e-4) lies below the starting grid, tanh's (0.03) above it: one more rate at each edge.
+    assert s["sweep"]["relu"]["rates"] == [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
+    assert s["sweep"]["tanh"]["rates"] == [1e-3, 3e-3, 1e-2, 3e-2, 1e-1]
+    assert s["lr"] == {"relu": 3e-4, "tanh": 0.03}
+    assert s["sweep"]["relu"]["inside_the_grid"] and s["sweep"]["tanh"]["inside_the_grid"]
+    # 0.9 exp(-speed e) <= 0.25 at e >= 1.28 / speed: relu at 3e-4 in 2 epochs; tanh at 1e-3 and 3e-3 not within 20.
+    assert s["sweep"]["relu"]["epochs_to_target"] == [3, 2, 3, 4, 6]
+    assert s["sweep"]["tanh"]["epochs_to_target"] == [None, None, 16, 8, 16]
+    # Each main run stops at 25% clean training error: 0.9 exp(-speed e) <= 0.25.
+    assert s["epochs_to_target"] == {"relu": [2, 2, 2], "tanh": [8, 7, 7]}
+    assert s["tanh"]["mean"] == pytest.approx(22 / 3) and s["relu"]["std"] == 0 and s["tanh"]["n"] == 3
+    assert s["ratio_tanh_over_relu"]["ratio"] == pytest.approx(22 / 6)
+    low, high = s["ratio_tanh_over_relu"]["ci95"]
+    assert low < 22 / 6 < high
+    runs = results["runs"]
+    assert [len(runs[f"{a} seed={seed}"]["history"]) for a in ("relu", "tanh") for seed in (0, 1, 2)] == [2, 2, 2, 8, 7, 7]
+    assert runs["tanh seed=0"]["stop_on"] == "clean_train_error" and runs["tanh seed=0"]["config"]["epochs"] == 80
+    # The caption's conditions: no weight decay, no augmentation, the clean error measured, a constant rate.
+    for config, _ in made:
+        assert (config.weight_decay, config.augment, config.clean_train_error, config.dropout) == (0.0, False, True, None)
+        assert config.patience > config.epochs
+    text = headline(results)
+    assert "ReLU (lr 0.0003): 2.0 ± 0.0" in text and "tanh (lr 0.03): 7.3 ± 0.6 (n=3" in text
+    assert f"ReLU {22 / 6:.1f}x faster (95% interval {low:.1f} to {high:.1f})" in text
+
+
+def test_relu_tanh_paper_bounds_the_ratio_when_tanh_runs_hit_the_cap(tmp_path, monkeypatch):
+    _fake(monkeypatch, Figure1Trainer)
+    s = run_experiment("relu_tanh_paper", output=tmp_path / "r.json", epochs=7, progress=False)["summary"]
+    assert s["epochs_to_target"] == {"relu": [2, 2, 2], "tanh": [None, 7, 7]}
+    assert s["tanh"]["n"] == 2 and "ratio_tanh_over_relu" not in s
+    assert s["ratio_lower_bound"] == pytest.approx(21 / 3 / 2)
+    assert "1 tanh run(s) did not reach 25% in 7 epochs" in headline({"complete": True, "name": "relu_tanh_paper",
+                                                                       "summary": s})
+
+
+def _fake_test_errors(monkeypatch, errors):
+    """The end-of-run analysis: ``errors(config, network)`` as the ten-patch top-1 test error."""
+    def analyse(trainer):
+        e = errors(trainer.config, trainer.network)
+        return {"ten_crop_top1_error": e, "ten_crop_top5_error": e / 5, "centre_top1_error": e + 0.01}
+
+    monkeypatch.setattr(experiments, "_ten_crop_and_confusion", analyse)
+
+
+def test_lrn_11pct_compares_the_test_errors_with_welchs_test(tmp_path, monkeypatch):
+    made = _fake(monkeypatch)
+    _fake_test_errors(monkeypatch, lambda config, network: 0.20 + 0.01 * config.seed + (0 if config.lrn else 0.03))
+    results = run_experiment("lrn_11pct", output=tmp_path / "l.json", progress=False)
+    s = results["summary"]
+    assert s["test_error"]["with LRN"]["ten_patch_top1"]["values"] == pytest.approx([0.20, 0.21, 0.22])
+    c = s["ten_patch_top1_difference"]
+    welch = st.ttest_ind([0.23, 0.24, 0.25], [0.20, 0.21, 0.22], equal_var=False)
+    assert c["difference"]["difference"] == pytest.approx(0.03)
+    assert c["difference"]["p_value"] == pytest.approx(welch.pvalue) and c["difference"]["significant"]
+    assert c["detectable_difference"]["n_per_arm"] == 3 and c["detectable_difference"]["difference"] > 0
+    assert s["centre_top1_difference"]["difference"]["difference"] == pytest.approx(0.03)
+    # The cfg's settings: its network with and without normalisation, its decays, no colour noise, a hold-out.
+    assert [(c.model, c.lrn, c.holdout, c.colour_noise, c.weight_decay) for c, _ in made[::3]] == [
+        ("cifar-11pct", True, experiments.HOLDOUT, False, None), ("cifar-11pct", False, experiments.HOLDOUT, False, None)]
+    assert all(c.epochs == experiments.LRN_11PCT_EPOCHS and c.patience > c.epochs for c, _ in made)
+    low, high = (100 * x for x in c["difference"]["ci95"])
+    assert (f"without LRN minus with LRN: +3.00 points (95% interval {low:+.2f} to {high:+.2f}, "
+            f"p = {welch.pvalue:.2g}, significant at 5%)") in headline(results)
+
+
+def test_pooling_max_compares_the_two_pools_over_five_seeds(tmp_path, monkeypatch):
+    made = _fake(monkeypatch)
+    _fake_test_errors(monkeypatch, lambda config, network: 0.25 + 0.002 * config.seed * (network["pool"][0] - 1))
+    results = run_experiment("pooling_max", output=tmp_path / "p.json", progress=False)
+    s = results["summary"]
+    assert [network for _, network in made] == [{"pool": [3, 2]}] * 5 + [{"pool": [2, 2]}] * 5
+    assert {c.model for c, _ in made} == {"cifar-11pct"} and s["seeds"] == [0, 1, 2, 3, 4]
+    d = s["ten_patch_top1_difference"]
+    # z=3's error grows by 0.004 a seed, z=2's by 0.002: z=2 minus z=3 is -0.002 x the mean seed (2).
+    assert d["difference"]["difference"] == pytest.approx(-0.004)
+    assert d["a"]["n"] == d["b"]["n"] == 5 and d["detectable_difference"]["n_per_arm"] == 5
+    assert "5 seeds per arm detect" in headline(results)
+
+
+class DropoutTrainer(FakeTrainer):
+    """Test error falling steadily with dropout; without it, lowest at epoch 5 and rising after (overfitting)."""
+
+    def run_epoch(self, epoch):
+        record = super().run_epoch(epoch)
+        if self.config.dropout:
+            test = 0.30 - 0.005 * epoch
+        else:
+            test = 0.25 - 0.02 * epoch if epoch <= 5 else 0.15 + 0.01 * (epoch - 5)
+        record.update(test_top1_error=test + 0.001 * self.config.seed, val_top1_error=test + 0.02 * (epoch == 4))
+        return record
+
+
+def test_dropout_same_lr_reports_final_best_and_early_stopped_test_errors(tmp_path, monkeypatch):
+    made = _fake(monkeypatch, DropoutTrainer)
+    results = run_experiment("dropout_same_lr", output=tmp_path / "d.json", epochs=10, progress=False)
+    s = results["summary"]
+    assert {(c.lr, c.epochs, c.patience > c.epochs, c.test_curve, c.clean_train_error) for c, _ in made} == {
+        (experiments.DROPOUT_LR, 10, True, True, True)}
+    assert [c.dropout for c, _ in made] == [0.5] * 3 + [0.0] * 3 and {c.holdout for c, _ in made} == {1000}
+    without = s["test_error"]["no dropout"]
+    assert without["final_test_error"]["values"] == pytest.approx([0.20, 0.201, 0.202])
+    assert without["best_test_error"]["values"] == pytest.approx([0.15, 0.151, 0.152])
+    assert without["best_test_epoch"]["values"] == [5, 5, 5]
+    assert without["test_error_at_best_validation"]["values"] == pytest.approx([0.15, 0.151, 0.152])
+    dropout = s["test_error"]["dropout 0.5"]
+    assert dropout["final_test_error"]["mean"] == pytest.approx(0.251) and dropout["best_test_epoch"]["values"] == [10] * 3
+    assert s["best_test_error_difference"]["difference"]["difference"] == pytest.approx(0.151 - 0.251)
+    assert "the best test error without dropout is lower than with it" in headline(results)
+
+
+# ------------------------------------------------- issue 12's experiments end to end on a few real CIFAR-10 images
+
+
+@pytest.fixture
+def tiny_cifar(monkeypatch):
+    """Every run of the experiments on 200 training images (50 more held out where a run holds some out) and 100
+    test images; the results file still records the experiment's own settings."""
+    real = experiments._trainer
+
+    def tiny(config, network):
+        holdout = 50 if config.holdout else 0
+        return real(dataclasses.replace(config, limit=200 + holdout, holdout=holdout, val_limit=100), network)
+
+    monkeypatch.setattr(experiments, "_trainer", tiny)
+
+
+@pytest.mark.cifar10
+@pytest.mark.parametrize("name", NEW_EXPERIMENTS)
+def test_new_experiment_runs_end_to_end_on_real_cifar10(name, tmp_path, monkeypatch, tiny_cifar):
+    # One epoch per run; the Figure 1 sweep keeps its three starting rates.
+    monkeypatch.setattr(experiments, "FIGURE1_SWEEP_EPOCHS", 1)
+    monkeypatch.setattr(experiments, "FIGURE1_MAX_RATES", 3)
+    results = run_experiment(name, output=tmp_path / f"{name}.json", epochs=1, seeds=(0,), progress=False,
+                             runs_dir=tmp_path / "runs", command=_command(name))
+    assert results["complete"] and json.loads((tmp_path / f"{name}.json").read_text()) == results
+    assert isinstance(headline(results), str) and headline(results)
+    for label, run in results["runs"].items():
+        (record,) = run["history"]
+        assert "CIFAR-10" in run["data"] and math.isfinite(record["train_loss"]), label
+        if name in ("relu_tanh_paper", "dropout_same_lr"):
+            assert 0 <= record["clean_train_error"] <= 1, label
+        if name in ("lrn_11pct", "pooling_max"):
+            assert 0 <= run["analysis"]["ten_crop_top1_error"] <= 1, label
+    s = results["summary"]
+    if name == "relu_tanh_paper":
+        assert len(results["runs"]) == 3 + 3 + 2 and len(s["epochs_to_target"]["tanh"]) == 1
+        assert s["sweep"]["relu"]["rates"] == list(experiments.FIGURE1_START_RATES)
+    elif name == "dropout_same_lr":
+        assert 0 <= s["test_error"]["no dropout"]["final_test_error"]["mean"] <= 1
+        assert set(results["runs"]["no dropout seed=0"]["history"][0]) >= MEASURED_KEYS
+    else:
+        arms = s["arms"]
+        assert len(results["runs"]) == 2 and all(s["test_error"][arm]["ten_patch_top1"]["n"] == 1 for arm in arms)

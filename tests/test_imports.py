@@ -11,6 +11,7 @@ LAYERS = (
     ("lrn", "local", "optim", "checkpoint"),
     ("model",),
     ("cifar_net", "blog", "summary", "augment"),
+    ("cifar_11pct",),
     ("data", "evaluate", "timing"),
     ("config",),
     ("train",),

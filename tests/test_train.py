@@ -1,5 +1,7 @@
 """The training engine: learning, determinism, resumption, interruption, divergence, evaluation."""
 
+import dataclasses
+import importlib
 import json
 import math
 import sys
@@ -111,6 +113,66 @@ def test_resume_may_lower_the_rate(tmp_path):
     (_, second) = trainer.fit()
     assert second["lr"] == 1e-4
     assert load_checkpoint(tmp_path / "checkpoint.pt")["config"]["lr"] == 1e-4
+
+
+def test_every_model_but_cifar_11pct_has_one_parameter_group_as_before():
+    # The state every recorded run was trained and checkpointed with: one group, the scheduler's scalar floor.
+    trainer = Trainer(small())
+    state = trainer.optimizer.state_dict()
+    count = len(list(trainer.model.parameters()))
+    assert state["param_groups"] == [{"lr": 0.001, "momentum": 0.9, "weight_decay": 0.004, "params": list(range(count))}]
+    assert trainer.scheduler.default_min_lr == pytest.approx(1e-6) and trainer.scheduler.min_lrs == [1e-6]
+
+
+def test_cifar_11pct_trains_with_its_cfgs_per_layer_rates_and_decays(tmp_path):
+    config = small(model="cifar-11pct", limit=64, val_limit=20, output_dir=str(tmp_path))
+    trainer = Trainer(config)
+    groups = trainer.optimizer.param_groups
+    assert [g["name"] for g in groups] == [f"{layer}.{kind}" for layer in ("conv1", "conv2", "local3", "local4", "fc10")
+                                           for kind in ("weight", "bias")]
+    assert [g["lr"] for g in groups] == pytest.approx([0.001, 0.002] * 5)
+    assert [g["weight_decay"] for g in groups] == [0.0, 0.0, 0.0, 0.0, 0.004, 0.0, 0.004, 0.0, 0.01, 0.0]
+    assert trainer.lr == 0.001 and trainer.scheduler.min_lrs == pytest.approx([1e-6, 2e-6] * 5)
+    (record,) = trainer.fit()
+    assert record["lr"] == 0.001 and math.isfinite(record["train_loss"])
+    # A resumption at a lower rate keeps every layer's ratio to it (and each floor at its rate / 1000).
+    resumed = Trainer(dataclasses.replace(config, epochs=2, lr=1e-4, resume=True))
+    assert [g["lr"] for g in resumed.optimizer.param_groups] == pytest.approx([1e-4, 2e-4] * 5)
+    assert resumed.scheduler.min_lrs == pytest.approx([1e-7, 2e-7] * 5)
+
+
+MEASURED_KEYS = {"clean_train_loss", "clean_train_error", "test_loss", "test_top1_error", "test_top5_error"}
+
+
+def _unmeasured(history):
+    return [{k: v for k, v in record.items() if k not in MEASURED_KEYS} for record in without_timing(history)]
+
+
+def test_per_epoch_measurements_add_keys_and_change_nothing_else(monkeypatch):
+    # Dropout and augmentation on: the masks come from the generator that iterating a loader draws from.
+    base = small(epochs=2, dropout=0.5, limit=190, holdout=30)
+    plain = train(base)
+    trainer = Trainer(dataclasses.replace(base, clean_train_error=True, test_curve=True))
+    measured = trainer.fit()
+    assert [set(record) for record in measured] == [HISTORY_KEYS | MEASURED_KEYS] * 2
+    assert _unmeasured(measured) == without_timing(plain)
+    # The numbers are the trained network's on the un-augmented training images and on the test set.
+    clean = evaluate(trainer.model, trainer.data.train_in_order, trainer.eval_transform)
+    test = evaluate(trainer.model, trainer.data.test, trainer.eval_transform)
+    assert clean["images"] == 160 and test["images"] == 50
+    assert (measured[-1]["clean_train_error"], measured[-1]["clean_train_loss"]) == (clean["top1_error"], clean["loss"])
+    assert (measured[-1]["test_top1_error"], measured[-1]["test_loss"]) == (test["top1_error"], test["loss"])
+    # Without putting the generators back, the measurements would change the training that follows them.
+    # (The package's ``train`` is the function; the module is in sys.modules.)
+    monkeypatch.setattr(importlib.import_module("alexnet_lib.train"), "set_rng_state", lambda state: None)
+    unrestored = train(dataclasses.replace(base, clean_train_error=True, test_curve=True))
+    assert _unmeasured(unrestored)[0] == without_timing(plain)[0] and _unmeasured(unrestored) != without_timing(plain)
+
+
+def test_colour_noise_can_be_left_out_of_the_augmentation():
+    # cuda-convnet's CIFAR-10 data provider crops and mirrors only.
+    with_noise, without = Trainer(small()).train_transform, Trainer(small(colour_noise=False)).train_transform
+    assert with_noise.eigval is not None and without.eigval is None and without.augment
 
 
 def interrupt_at(trainer, call):
@@ -346,6 +408,12 @@ def test_config_errors():
     assert TrainConfig.from_dict(small().to_dict()) == small()
     with pytest.raises(ValueError, match=r"alexnet is initialised with one of \('paper', 'kaiming'\)"):
         TrainConfig(model="alexnet", init="cuda-convnet")
+    with pytest.raises(ValueError, match="cifar-11pct takes a weight decay per layer from its cfg"):
+        TrainConfig(model="cifar-11pct", weight_decay=0.004)
+    with pytest.raises(ValueError, match="cifar-11pct has a fixed initialisation and no dropout"):
+        TrainConfig(model="cifar-11pct", dropout=0.5)
+    with pytest.raises(ValueError, match="test_curve needs a holdout"):
+        TrainConfig(test_curve=True)
 
 
 def test_unset_settings_take_the_models_preset_when_the_config_is_made():
