@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .diagnostics import gradient_norm
 from .lrn import effective_alpha
 from .model import AlexNet
 from .paper import DROPOUT, INIT_STD, LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE, PRINTED_INPUT_SIZE
@@ -77,3 +78,48 @@ class BlogAlexNet(AlexNet):
     def forward(self, x: Tensor) -> Tensor:
         logits = super().forward(x)
         return torch.relu(logits) if self.relu_on_logits else logits
+
+
+def watch_collapse(
+    model: nn.Module,
+    pre_relu: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    steps: int = 10,
+    lr: float = 0.01,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+) -> tuple[float, list[dict[str, float]]]:
+    """Train ``model`` on one fixed batch with the post's SGD settings, watching the layer ``pre_relu``.
+
+    ``pre_relu`` is the layer whose outputs a go through the ReLU on the logits (F3 in
+    :class:`BlogAlexNet`). Returns the spread of a between images before training (std over
+    images, averaged over outputs, in eval mode) and, per step, the loss, the gradient norm over
+    all parameters, the number of non-zero gradient entries, the fraction of a above 0 and the
+    largest a: together they show the logits collapse to the fixed point where every a < 0.
+    """
+    seen = {}
+    hook = pre_relu.register_forward_hook(lambda layer, inputs, out: seen.__setitem__("a", out.detach()))
+    try:
+        with torch.no_grad():
+            model.eval()
+            model(images)
+            model.train()
+        start_between = seen["a"].std(dim=0).mean().item()
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+        history = []
+        for _ in range(steps):
+            optimizer.zero_grad()
+            loss = nn.functional.cross_entropy(model(images), labels)
+            loss.backward()
+            history.append({
+                "loss": loss.item(),
+                "grad": gradient_norm(model),
+                "nonzero": sum(int((p.grad != 0).sum()) for p in model.parameters()),
+                "positive": (seen["a"] > 0).float().mean().item(),
+                "largest": seen["a"].max().item(),
+            })
+            optimizer.step()
+    finally:
+        hook.remove()
+    return start_between, history

@@ -75,3 +75,45 @@ def activity(model: nn.Module, x: Tensor, labels: Tensor) -> dict:
         "loss": nn.functional.cross_entropy(logits, labels).item(),
         "error": (logits.argmax(dim=1) != labels).float().mean().item(),
     }
+
+
+def gradient_norm(model: nn.Module) -> float:
+    """The norm of the gradient over all of ``model``'s parameters, as one vector (0 exactly when nothing learns)."""
+    return torch.sqrt(sum((p.grad**2).sum() for p in model.parameters() if p.grad is not None)).item()
+
+
+@torch.no_grad()
+def layer_outputs(model: nn.Module, x: Tensor, names: tuple[str, ...]) -> dict[str, Tensor]:
+    """What each layer in ``names`` passes on for the batch ``x``, in eval mode (no dropout).
+
+    Every layer but the last is followed by a ReLU in the paper's network (section 3.1), so its
+    output is recorded after one; the last layer's outputs are the logits, which have none.
+    """
+    outputs = {}
+
+    def keep(name):
+        last = name == names[-1]
+        return lambda layer, inputs, out: outputs.__setitem__(name, out if last else torch.relu(out))
+
+    hooks = [getattr(model, name).register_forward_hook(keep(name)) for name in names]
+    was_training = model.training
+    model.eval()
+    try:
+        model(x)
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return outputs
+
+
+def signal_stats(outputs: dict[str, Tensor]) -> dict[str, dict[str, float]]:
+    """Per layer: the std of all outputs, the std between images (per neuron, averaged), the fraction of zeros.
+
+    Only the spread between images carries information about the image: a neuron that gives every
+    image the same value tells the next layer nothing.
+    """
+    return {
+        name: {"std": out.std().item(), "between": out.std(dim=0).mean().item(), "zeros": (out == 0).float().mean().item()}
+        for name, out in outputs.items()
+    }
