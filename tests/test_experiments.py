@@ -1,5 +1,6 @@
 """results/NAME.json: one per experiment, complete, with provenance, and reproducible from its record."""
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -156,25 +157,32 @@ def test_recorded_runs_are_kept(tmp_path, capsys):
     assert path.read_bytes() == recorded
 
 
+@contextlib.contextmanager
+def _interrupted_at_batch_call(n, monkeypatch):
+    """A KeyboardInterrupt at the ``n``-th batch the batch transforms see (training and validation alike)."""
+    forward, calls = BatchTransform.forward, []
+
+    def interrupted(self, batch):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return forward(self, batch)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(BatchTransform, "forward", interrupted)
+        yield
+
+
 @pytest.mark.cifar10
 def test_an_interrupted_experiment_continues_mid_run(tmp_path, monkeypatch):
     config = TrainConfig(model="cifar-net", epochs=2, limit=200, val_limit=50, batch_size=50, log_every=1,
                          checkpoint_minutes=0, holdout=50)
     whole = Recorder("pooling", tmp_path / "whole.json", progress=False, runs_dir=tmp_path / "a").run("tiny", config)
 
-    forward, calls = BatchTransform.forward, []
-
-    def interrupted(self, batch):
-        calls.append(1)
-        # Epoch 1 is 3 training batches (150 images after the hold-out) and 1 validation batch: call 6 is
-        # epoch 2's second batch, after the checkpoint taken at its first.
-        if len(calls) == 6:
-            raise KeyboardInterrupt
-        return forward(self, batch)
-
-    monkeypatch.setattr(BatchTransform, "forward", interrupted)
     path = tmp_path / "broken.json"
-    with pytest.raises(KeyboardInterrupt):
+    # Epoch 1 is 3 training batches (150 images after the hold-out) and 1 validation batch: call 6 is
+    # epoch 2's second batch, after the checkpoint taken at its first.
+    with _interrupted_at_batch_call(6, monkeypatch), pytest.raises(KeyboardInterrupt):
         Recorder("pooling", path, progress=False, runs_dir=tmp_path / "b").run("tiny", config)
     partial = json.loads(path.read_text())["runs"]["tiny"]
     assert len(partial["history"]) == 1 and partial["complete"] is False
@@ -182,7 +190,6 @@ def test_an_interrupted_experiment_continues_mid_run(tmp_path, monkeypatch):
     first_window = whole["history"][1]["train_loss_curve"][0]
     assert partial["partial"] == {"epoch": 2, "batches": 1, "train_loss_curve": [first_window]}
     assert [len(r["train_loss_curve"]) for r in loss_history(partial)] == [3, 1]
-    monkeypatch.setattr(BatchTransform, "forward", forward)
     resumed = Recorder("pooling", path, progress=False, runs_dir=tmp_path / "b").run("tiny", config)
     assert without_timing(resumed["history"]) == without_timing(whole["history"])
     assert [(s["from_epoch"], s["from_batch"], s["to_epoch"]) for s in resumed["segments"]] == [(0, 0, 1), (1, 1, 2)]
@@ -194,19 +201,10 @@ def test_a_run_whose_checkpoint_is_lost_is_replayed_against_its_record(tmp_path,
     config = TrainConfig(model="cifar-net", epochs=3, limit=200, val_limit=50, batch_size=50, log_every=1,
                          checkpoint_minutes=0, holdout=50)
     whole = Recorder("pooling", tmp_path / "whole.json", progress=False, runs_dir=tmp_path / "a").run("tiny", config)
-    forward, calls = BatchTransform.forward, []
-
-    def interrupted(self, batch):
-        calls.append(1)
-        if len(calls) == 9:  # epoch 3's first batch: two epochs recorded, then a lost machine
-            raise KeyboardInterrupt
-        return forward(self, batch)
-
-    monkeypatch.setattr(BatchTransform, "forward", interrupted)
     path = tmp_path / "lost.json"
-    with pytest.raises(KeyboardInterrupt):
+    # Call 9 is epoch 3's first batch: two epochs recorded, then a lost machine.
+    with _interrupted_at_batch_call(9, monkeypatch), pytest.raises(KeyboardInterrupt):
         Recorder("pooling", path, progress=False, runs_dir=tmp_path / "b").run("tiny", config)
-    monkeypatch.setattr(BatchTransform, "forward", forward)
     recorded = json.loads(path.read_text())["runs"]["tiny"]
     assert len(recorded["history"]) == 2
     for lost in (tmp_path / "b").rglob("*"):
