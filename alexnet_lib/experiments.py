@@ -143,16 +143,17 @@ class Recorder:
         checkpoints = self.runs_dir / self.results["name"] / _slug(label) if self.runs_dir else None
         resume = checkpoints is not None and (checkpoints / CHECKPOINT_NAME).exists()
         recorded = kept["history"] if kept else []
-        if kept and not resume and not self.replay:
+        lost = bool(kept) and not resume  # an unfinished run without its checkpoint
+        if lost and not self.replay:
             raise ValueError(f"{self.path} holds {len(recorded)} epochs of {label!r}, unfinished, but its checkpoint "
                              f"{checkpoints} is gone: restore it, retrain it from the start with --replay (each "
                              f"recorded epoch is checked as it comes again), or record the run in another --output")
         print(f"{label}: " + ("resuming from " + str(checkpoints) if resume else "training")
-              + (f", checked against the {len(recorded)} recorded epochs" if kept and not resume else ""))
+              + (f", checked against the {len(recorded)} recorded epochs" if lost else ""))
         config = dataclasses.replace(config, output_dir=str(checkpoints) if checkpoints else None, resume=resume,
                                      overwrite=not resume)
         trainer = _trainer(config, network)
-        if kept and not resume:
+        if lost:
             # The segments that computed the recorded epochs stay in the run's record, before the replay's own.
             trainer.segments[:0] = kept["segments"]
 
@@ -173,6 +174,7 @@ class Recorder:
             history[:] = recorded[:len(history)]
             return True
 
+        # A checkpoint's epochs must be the record's too (a copy: nothing to keep from this check).
         replaying(min(trainer.epoch, len(recorded)), trainer.history[:len(recorded)])
         run = {"config": _settings(config), "network": network, "seed": config.seed, **stop,
                "history": trainer.history, "segments": trainer.segments, "diverged": None, "data": trainer.data.source,
