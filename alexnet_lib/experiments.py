@@ -884,11 +884,13 @@ def _cfg_11pct(epochs: int) -> TrainConfig:
 
 
 def _test_error_runs(rec: Recorder, arms: dict[str, tuple[TrainConfig, dict | None]], seeds: tuple[int, ...]) -> dict:
-    """Every arm with every seed; the test errors (ten patches, centre) of the runs that finished, per arm."""
-    errors, unfinished = {}, []
-    for label, (config, network) in arms.items():
-        errors[label] = {"ten_patch_top1": [], "ten_patch_top5": [], "centre_top1": []}
-        for seed in seeds:
+    """Every arm with every seed; the test errors (ten patches, centre) of the runs that finished, per arm.
+
+    Seed by seed, both arms each: an experiment stopped part-way leaves paired arms, not one arm finished."""
+    errors = {label: {"ten_patch_top1": [], "ten_patch_top5": [], "centre_top1": []} for label in arms}
+    unfinished = []
+    for seed in seeds:
+        for label, (config, network) in arms.items():
             run = rec.run(f"{label} seed={seed}", dataclasses.replace(config, seed=seed), network,
                           analyse=_ten_crop_and_confusion)
             if run["analysis"] is None:

@@ -586,7 +586,9 @@ def test_pooling_max_compares_the_two_pools_over_five_seeds(tmp_path, monkeypatc
     _fake_test_errors(monkeypatch, lambda config, network: 0.25 + 0.002 * config.seed * (network["pool"][0] - 1))
     results = run_experiment("pooling_max", output=tmp_path / "p.json", progress=False)
     s = results["summary"]
-    assert [network for _, network in made] == [{"pool": [3, 2]}] * 5 + [{"pool": [2, 2]}] * 5
+    # Seed by seed, both arms each, so that an experiment stopped part-way leaves pairs.
+    assert [network for _, network in made] == [{"pool": [3, 2]}, {"pool": [2, 2]}] * 5
+    assert [c.seed for c, _ in made] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
     assert {c.model for c, _ in made} == {"cifar-11pct"} and s["seeds"] == [0, 1, 2, 3, 4]
     d = s["ten_patch_top1_difference"]
     # z=3's error grows by 0.004 a seed, z=2's by 0.002: z=2 minus z=3 is -0.002 x the mean seed (2).
