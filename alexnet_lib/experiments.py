@@ -830,13 +830,12 @@ def _widened_sweep(rec: Recorder, activation: str) -> dict:
 def relu_tanh_paper(rec: Recorder, epochs: int, seeds: tuple[int, ...]) -> dict:
     """Figure 1 as its caption says: epochs to 25% clean training error, each activation at its fastest rate."""
     sweeps = {activation: _widened_sweep(rec, activation) for activation in ("relu", "tanh")}
-    reached = {}
-    for activation, sweep in sweeps.items():
-        config = dataclasses.replace(_figure1_config(epochs), activation=activation, lr=sweep["best_lr"])
-        reached[activation] = []
-        for seed in seeds:
-            run = rec.run(f"{activation} seed={seed}", dataclasses.replace(config, seed=seed),
-                          stop_at=TARGET_TRAIN_ERROR, stop_on=CLEAN_TRAIN_ERROR)
+    reached = {activation: [] for activation in sweeps}
+    # Seed by seed, both activations each, as _test_error_runs.
+    for seed in seeds:
+        for activation, sweep in sweeps.items():
+            config = dataclasses.replace(_figure1_config(epochs), activation=activation, lr=sweep["best_lr"], seed=seed)
+            run = rec.run(f"{activation} seed={seed}", config, stop_at=TARGET_TRAIN_ERROR, stop_on=CLEAN_TRAIN_ERROR)
             reached[activation].append(_epochs_to(run, TARGET_TRAIN_ERROR, CLEAN_TRAIN_ERROR))
     summary = {
         "target_clean_train_error": TARGET_TRAIN_ERROR, "max_epochs": epochs, "sweep_epochs": FIGURE1_SWEEP_EPOCHS,
@@ -886,7 +885,8 @@ def _cfg_11pct(epochs: int) -> TrainConfig:
 def _test_error_runs(rec: Recorder, arms: dict[str, tuple[TrainConfig, dict | None]], seeds: tuple[int, ...]) -> dict:
     """Every arm with every seed; the test errors (ten patches, centre) of the runs that finished, per arm.
 
-    Seed by seed, both arms each: an experiment stopped part-way leaves paired arms, not one arm finished."""
+    Seed by seed, both arms each: an experiment stopped part-way (a session ends, a machine is lost) leaves paired
+    arms, not one arm finished and the other not started."""
     errors = {label: {"ten_patch_top1": [], "ten_patch_top5": [], "centre_top1": []} for label in arms}
     unfinished = []
     for seed in seeds:
@@ -963,11 +963,12 @@ def dropout_same_lr(rec: Recorder, epochs: int, seeds: tuple[int, ...]) -> dict:
     base = TrainConfig(model="cifar-net", lr=DROPOUT_LR, limit=DROPOUT_TRAIN_IMAGES + DROPOUT_HOLDOUT,
                        holdout=DROPOUT_HOLDOUT, clean_train_error=True, test_curve=True, **constant_rate(epochs))
     arms = {"dropout 0.5": 0.5, "no dropout": 0.0}
-    per_arm = {}
-    for label, rate in arms.items():
-        values = {"final_test_error": [], "best_test_error": [], "best_test_epoch": [],
-                  "test_error_at_best_validation": [], "final_clean_train_error": []}
-        for seed in seeds:
+    measured = {label: {"final_test_error": [], "best_test_error": [], "best_test_epoch": [],
+                        "test_error_at_best_validation": [], "final_clean_train_error": []} for label in arms}
+    # Seed by seed, both arms each, as _test_error_runs.
+    for seed in seeds:
+        for label, rate in arms.items():
+            values = measured[label]
             run = rec.run(f"{label} seed={seed}", dataclasses.replace(base, dropout=rate, seed=seed), WIDE_HEAD)
             if run["diverged"] is not None:
                 continue
@@ -981,7 +982,7 @@ def dropout_same_lr(rec: Recorder, epochs: int, seeds: tuple[int, ...]) -> dict:
             # What early stopping on the held-out validation set would have kept.
             values["test_error_at_best_validation"].append(best_val["test_top1_error"])
             values["final_clean_train_error"].append(history[-1][CLEAN_TRAIN_ERROR])
-        per_arm[label] = {key: stats.describe(v) for key, v in values.items()}
+    per_arm = {label: {key: stats.describe(v) for key, v in values.items()} for label, values in measured.items()}
     summary = {"epochs": epochs, "seeds": list(seeds), "lr": DROPOUT_LR, "arms": list(arms), "test_error": per_arm}
     for key in ("final_test_error", "best_test_error", "test_error_at_best_validation"):
         with_dropout, without = (per_arm[label][key]["values"] for label in arms)

@@ -616,7 +616,7 @@ def test_dropout_same_lr_reports_final_best_and_early_stopped_test_errors(tmp_pa
     s = results["summary"]
     assert {(c.lr, c.epochs, c.patience > c.epochs, c.test_curve, c.clean_train_error) for c, _ in made} == {
         (experiments.DROPOUT_LR, 10, True, True, True)}
-    assert [c.dropout for c, _ in made] == [0.5] * 3 + [0.0] * 3 and {c.holdout for c, _ in made} == {1000}
+    assert [c.dropout for c, _ in made] == [0.5, 0.0] * 3 and {c.holdout for c, _ in made} == {1000}
     without = s["test_error"]["no dropout"]
     assert without["final_test_error"]["values"] == pytest.approx([0.20, 0.201, 0.202])
     assert without["best_test_error"]["values"] == pytest.approx([0.15, 0.151, 0.152])
