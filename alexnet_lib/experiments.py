@@ -882,6 +882,21 @@ def _cfg_11pct(epochs: int) -> TrainConfig:
     return TrainConfig(model="cifar-11pct", holdout=HOLDOUT, colour_noise=False, **constant_rate(epochs))
 
 
+SEED_LABEL = re.compile(r"^(?P<arm>.+) seed=(?P<seed>\d+)$")
+
+
+def runs_by_arm(results: dict) -> dict[str, list[dict]]:
+    """A results file's runs labelled "ARM seed=N", grouped by arm in seed order (sweep runs, unseeded, left out).
+
+    Works on a file still growing: an unfinished run is there with the epochs it has (``run["complete"]``)."""
+    arms: dict[str, list[tuple[int, dict]]] = {}
+    for label, run in results["runs"].items():
+        match = SEED_LABEL.match(label)
+        if match:
+            arms.setdefault(match["arm"], []).append((int(match["seed"]), run))
+    return {arm: [run for _, run in sorted(runs, key=lambda pair: pair[0])] for arm, runs in arms.items()}
+
+
 def _test_error_runs(rec: Recorder, arms: dict[str, tuple[TrainConfig, dict | None]], seeds: tuple[int, ...]) -> dict:
     """Every arm with every seed; the test errors (ten patches, centre) of the runs that finished, per arm.
 

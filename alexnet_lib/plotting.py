@@ -13,6 +13,7 @@ from matplotlib.ticker import MaxNLocator
 import torch
 from torch import Tensor, nn
 
+from . import stats
 from .lrn import LocalResponseNorm
 from .summary import LayerTable, layer_table
 
@@ -53,6 +54,52 @@ def plot_runs(runs: dict[str, dict], key: str, ax: plt.Axes | None = None, style
     for label, run in runs.items():
         history = run["history"]
         ax.plot([r["epoch"] for r in history], [scale * r[key] for r in history], style, label=label)
+    ax.set(xlabel="epoch", ylabel=key.replace("_", " ") + (" (%)" if scale == 100 else ""))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_seed_values(values: dict[str, Sequence[float]], ax: plt.Axes | None = None, ylabel: str = "test error (%)",
+                     scale: float = 100) -> plt.Axes:
+    """Each arm's values, one dot per seed, beside their mean and its 95% t interval (a bar; none for one seed).
+
+    Dots are spread sideways by seed so that equal values stay visible.  Returns the axes.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.6), constrained_layout=True)
+    for position, (arm, arm_values) in enumerate(values.items()):
+        d = stats.describe(arm_values)
+        n = d["n"]
+        spread = [position - 0.25 + 0.2 * (i / max(n - 1, 1)) for i in range(n)]
+        ax.plot(spread, [scale * v for v in arm_values], "o", color=f"C{position}", alpha=0.7)
+        if d["ci95"] is not None:
+            low, high = (scale * v for v in d["ci95"])
+            ax.errorbar(position + 0.15, scale * d["mean"], yerr=[[scale * d["mean"] - low], [high - scale * d["mean"]]],
+                        fmt="s", color=f"C{position}", capsize=6, markersize=7)
+        elif n:
+            ax.plot(position + 0.15, scale * d["mean"], "s", color=f"C{position}", markersize=7)
+    ax.set_xticks(range(len(values)), [f"{arm}\n(n={len(v)})" for arm, v in values.items()])
+    ax.set(xlim=(-0.6, len(values) - 0.4), ylabel=ylabel)
+    ax.grid(alpha=0.3, axis="y")
+    return ax
+
+
+def plot_arm_curves(histories: dict[str, Sequence[Sequence[dict]]], key: str, ax: plt.Axes | None = None,
+                    styles: dict[str, str] | None = None, suffix: str = "") -> plt.Axes:
+    """``key`` per epoch for every run of every arm (``histories``: arm -> one history per seed), a colour per arm.
+
+    ``styles`` gives an arm its line style (Figure 1: ReLU solid, tanh dashed); ``suffix`` is added to the legend
+    labels, for a second call on the same axes with another key.  Error rates are drawn in percent.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 3.8), constrained_layout=True)
+    scale = 100 if key.endswith("error") else 1
+    for colour, (arm, runs) in enumerate(histories.items()):
+        style = (styles or {}).get(arm, "-")
+        for seed, history in enumerate(runs):
+            ax.plot([r["epoch"] for r in history], [scale * r[key] for r in history], style, color=f"C{colour}",
+                    alpha=0.8, label=f"{arm}{suffix}" if seed == 0 else None)
     ax.set(xlabel="epoch", ylabel=key.replace("_", " ") + (" (%)" if scale == 100 else ""))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)

@@ -671,3 +671,9 @@ def test_new_experiment_runs_end_to_end_on_real_cifar10(name, tmp_path, monkeypa
     else:
         arms = s["arms"]
         assert len(results["runs"]) == 2 and all(s["test_error"][arm]["ten_patch_top1"]["n"] == 1 for arm in arms)
+
+
+def test_runs_by_arm_groups_seeded_runs_in_seed_order_and_leaves_sweeps_out():
+    results = {"runs": {"relu seed=10": {"id": 3}, "sweep relu lr=0.01": {"id": 0}, "relu seed=2": {"id": 2},
+                        "no dropout seed=0": {"id": 4}}}
+    assert experiments.runs_by_arm(results) == {"relu": [{"id": 2}, {"id": 3}], "no dropout": [{"id": 4}]}

@@ -1,4 +1,5 @@
-"""The figures drawn from the library: Figure 2 from the layer table, and descent paths of PaperSGD."""
+"""The figures drawn from the library: Figure 2 from the layer table, descent paths of PaperSGD, and the seed-by-seed
+comparisons of the recorded experiments."""
 
 import matplotlib
 import pytest
@@ -10,7 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from alexnet_lib import AlexNet, layer_table  # noqa: E402
 from alexnet_lib.optim import descent_path  # noqa: E402
-from alexnet_lib.plotting import plot_architecture, plot_descent_paths  # noqa: E402
+from alexnet_lib import stats  # noqa: E402
+from alexnet_lib.plotting import plot_arm_curves, plot_architecture, plot_descent_paths, plot_seed_values  # noqa: E402
 
 # Notebook 10's ravine: f(w) = (a w1² + b w2²) / 2 and the settings its figure uses.
 A, B, LR, STEPS, START = 1.0, 100.0, 0.018, 60, (-10.0, 1.0)
@@ -113,3 +115,34 @@ def test_architecture_one_column_has_no_crossings_and_readable_text():
     assert not [p for p in fig.axes[0].patches if (p.get_gid() or "").startswith("cross:")]
     assert fig.get_figwidth() >= 10
     assert min(t.get_fontsize() for t in fig.axes[0].texts) >= 9
+
+
+# --- recorded comparisons ----------------------------------------------------------------------------------
+
+
+def test_seed_values_show_every_seed_and_the_mean_with_its_interval():
+    values = {"with LRN": [0.20, 0.22, 0.21], "without LRN": [0.25]}
+    ax = plot_seed_values(values)
+    dots = [line for line in ax.lines if line.get_marker() == "o"]
+    assert [list(line.get_ydata()) for line in dots] == [pytest.approx([20, 22, 21]), pytest.approx([25])]
+    # The interval's bar: the caps sit at 100 x describe's 95% interval; one seed gets its mean and no bar.
+    low, high = stats.describe(values["with LRN"])["ci95"]
+    caps = sorted(y for line in ax.lines if line.get_marker() == "_" for y in line.get_ydata())
+    assert caps == pytest.approx([100 * low, 100 * high])
+    means = [line for line in ax.lines if line.get_marker() == "s"]
+    assert [line.get_ydata()[0] for line in means] == pytest.approx([21, 25])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["with LRN\n(n=3)", "without LRN\n(n=1)"]
+
+
+def test_arm_curves_draw_each_seed_in_its_arms_colour_and_style():
+    def history(errors):
+        return [{"epoch": i + 1, "clean_train_error": e} for i, e in enumerate(errors)]
+
+    runs = {"relu": [history([0.5, 0.3]), history([0.6, 0.2])], "tanh": [history([0.7, 0.6, 0.5])]}
+    ax = plot_arm_curves(runs, "clean_train_error", styles={"tanh": "--"})
+    assert len(ax.lines) == 3
+    assert [line.get_linestyle() for line in ax.lines] == ["-", "-", "--"]
+    assert ax.lines[0].get_color() == ax.lines[1].get_color() != ax.lines[2].get_color()
+    assert list(ax.lines[2].get_ydata()) == pytest.approx([70, 60, 50])
+    # One legend entry per arm, not per seed.
+    assert [t.get_text() for t in ax.legend().get_texts()] == ["relu", "tanh"]
