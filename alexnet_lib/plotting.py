@@ -50,14 +50,22 @@ def plot_runs(runs: dict[str, dict], key: str, ax: plt.Axes | None = None, style
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.6), constrained_layout=True)
-    scale = 100 if key.endswith("error") else 1
     for label, run in runs.items():
-        history = run["history"]
-        ax.plot([r["epoch"] for r in history], [scale * r[key] for r in history], style, label=label)
-    ax.set(xlabel="epoch", ylabel=key.replace("_", " ") + (" (%)" if scale == 100 else ""))
+        _plot_per_epoch(ax, run["history"], key, style, label=label)
+    _epoch_axes(ax, key)
+    return ax
+
+
+def _plot_per_epoch(ax: plt.Axes, history: Sequence[dict], key: str, style: str, **line) -> None:
+    scale = 100 if key.endswith("error") else 1
+    ax.plot([r["epoch"] for r in history], [scale * r[key] for r in history], style, **line)
+
+
+def _epoch_axes(ax: plt.Axes, key: str) -> None:
+    """Whole epochs along x, ``key`` along y (error rates in percent, as :func:`_plot_per_epoch` draws them)."""
+    ax.set(xlabel="epoch", ylabel=key.replace("_", " ") + (" (%)" if key.endswith("error") else ""))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
-    return ax
 
 
 def plot_seed_values(values: dict[str, Sequence[float]], ax: plt.Axes | None = None, ylabel: str = "test error (%)",
@@ -94,15 +102,12 @@ def plot_arm_curves(histories: dict[str, Sequence[Sequence[dict]]], key: str, ax
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 3.8), constrained_layout=True)
-    scale = 100 if key.endswith("error") else 1
     for colour, (arm, runs) in enumerate(histories.items()):
         style = (styles or {}).get(arm, "-")
         for seed, history in enumerate(runs):
-            ax.plot([r["epoch"] for r in history], [scale * r[key] for r in history], style, color=f"C{colour}",
-                    alpha=0.8, label=f"{arm}{suffix}" if seed == 0 else None)
-    ax.set(xlabel="epoch", ylabel=key.replace("_", " ") + (" (%)" if scale == 100 else ""))
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.grid(alpha=0.3)
+            _plot_per_epoch(ax, history, key, style, color=f"C{colour}", alpha=0.8,
+                            label=f"{arm}{suffix}" if seed == 0 else None)
+    _epoch_axes(ax, key)
     return ax
 
 
