@@ -93,6 +93,9 @@ class Trainer:
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
         self.main = distributed.is_main()
         self.device = self._choose_device()
+        # NHWC suits cuDNN's convolutions; on CPU it measured slower on some machines and faster on others
+        # (bench/cpu.py --channels-last), so the CPU keeps NCHW and every CPU run the same numerics.
+        self.channels_last = self.device.type == "cuda"
         torch.manual_seed(config.seed)
         if config.batch_size % self.world_size:
             raise ValueError(f"batch_size {config.batch_size} must be divisible by the {self.world_size} processes")
@@ -160,7 +163,6 @@ class Trainer:
         model = model.to(self.device)
         # After the (identical) initialisation each process draws its own dropout masks.
         torch.manual_seed(self.config.seed + 1_000_003 * (self.rank + 1))
-        self.channels_last = self.device.type == "cuda"
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
 
     def _build_optimizer(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.ReduceLROnPlateau]:
