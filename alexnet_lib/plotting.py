@@ -111,6 +111,24 @@ def plot_arm_curves(histories: dict[str, Sequence[Sequence[dict]]], key: str, ax
     return ax
 
 
+def plot_arm_comparison(arms: dict[str, Sequence[dict]], curve_key: str = "val_top1_error",
+                        test_key: str = "ten_crop_top1_error") -> plt.Figure:
+    """A two-arm experiment's runs (``experiments.runs_by_arm``) side by side, in two panels.
+
+    Left: every run's ``curve_key`` per epoch (validation on held-out training images), a colour per arm.
+    Right: the test error ``test_key`` each finished run measured once at the end (its ``analysis``), a dot
+    per seed, with each arm's mean and 95% interval.
+    """
+    fig, (curves_ax, seeds_ax) = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
+    plot_arm_curves({arm: [run["history"] for run in runs] for arm, runs in arms.items()}, curve_key, curves_ax)
+    curves_ax.set(title="during training: held-out training images")
+    curves_ax.legend()
+    plot_seed_values({arm: [run["analysis"][test_key] for run in runs if run["analysis"]] for arm, runs in arms.items()},
+                     seeds_ax, ylabel=test_key.replace("_", " ").replace("top1", "top-1") + " (%)")
+    seeds_ax.set(title="at the end: the test set, once per run")
+    return fig
+
+
 def plot_loss_windows(
     history: Sequence[dict], ax: plt.Axes | None = None, label: str | None = None, classes: int | None = None
 ) -> plt.Axes:

@@ -70,6 +70,25 @@ def race(
     return wall, cpu
 
 
+def best_milliseconds(steps: dict[str, Callable[[], None]], repeats: int,
+                      device: torch.device) -> tuple[dict[str, float], str]:
+    """The best wall time of each step in milliseconds, taking turns (:func:`race`), and where it ran, as text.
+
+    The chapters' small comparisons: on a CPU they run on one thread, since on a shared machine an operation
+    of a few milliseconds mostly times how fast a second thread wakes up; on CUDA each call is synchronised.
+    """
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None
+        wall, _ = race(steps, repeats, warmup=0, sync=sync, progress=False)
+        setup = f"{device.type}, {torch.get_num_threads()} thread(s)"
+    finally:
+        torch.set_num_threads(threads)
+    return {name: 1000 * min(seconds) for name, seconds in wall.items()}, setup
+
+
 # (architecture, batch shape, dtype, device, threads) -> whether channels_last was faster.
 _channels_last_faster: dict[tuple, bool] = {}
 

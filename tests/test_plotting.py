@@ -12,7 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from alexnet_lib import AlexNet, layer_table  # noqa: E402
 from alexnet_lib.optim import descent_path  # noqa: E402
 from alexnet_lib import stats  # noqa: E402
-from alexnet_lib.plotting import plot_arm_curves, plot_architecture, plot_descent_paths, plot_seed_values  # noqa: E402
+from alexnet_lib.plotting import (  # noqa: E402
+    plot_arm_comparison, plot_arm_curves, plot_architecture, plot_descent_paths, plot_seed_values)
 
 # Notebook 10's ravine: f(w) = (a w1² + b w2²) / 2 and the settings its figure uses.
 A, B, LR, STEPS, START = 1.0, 100.0, 0.018, 60, (-10.0, 1.0)
@@ -146,3 +147,17 @@ def test_arm_curves_draw_each_seed_in_its_arms_colour_and_style():
     assert list(ax.lines[2].get_ydata()) == pytest.approx([70, 60, 50])
     # One legend entry per arm, not per seed.
     assert [t.get_text() for t in ax.legend().get_texts()] == ["relu", "tanh"]
+
+
+def test_arm_comparison_draws_the_curves_and_the_finished_runs_test_errors():
+    def run(errors, test):
+        return {"history": [{"epoch": i + 1, "val_top1_error": e} for i, e in enumerate(errors)],
+                "analysis": None if test is None else {"ten_crop_top1_error": test}}
+
+    arms = {"with LRN": [run([0.5, 0.4], 0.38), run([0.6, 0.45], 0.41)], "without LRN": [run([0.55], None)]}
+    curves_ax, seeds_ax = plot_arm_comparison(arms).axes
+    assert len(curves_ax.lines) == 3 and list(curves_ax.lines[2].get_ydata()) == pytest.approx([55])
+    # The unfinished run has no test error yet: one arm shows two seeds, the other none.
+    dots = [list(line.get_ydata()) for line in seeds_ax.lines if line.get_marker() == "o"]
+    assert dots == [pytest.approx([38, 41]), []]
+    assert seeds_ax.get_ylabel() == "ten crop top-1 error (%)"

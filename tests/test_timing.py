@@ -1,5 +1,7 @@
 """Training steps timed side by side, and the measured choice of memory format."""
 
+import time
+
 import pytest
 import torch
 from torch import nn
@@ -85,3 +87,19 @@ def test_channels_last_faster_follows_the_timings_and_measures_once(monkeypatch)
     assert timing.channels_last_faster(model, torch.randn(2, 3, 6, 6), steps=2) is True  # 1.4 < 1.5
     with pytest.raises(ValueError, match="steps must be at least 1"):
         timing.channels_last_faster(model, torch.randn(2, 3, 6, 6), steps=0)
+
+
+def test_best_milliseconds_keeps_each_steps_fastest_call_on_one_cpu_thread():
+    threads = torch.get_num_threads()
+    seen, calls = [], {"slow": 0}
+
+    def slow():
+        seen.append(torch.get_num_threads())
+        calls["slow"] += 1
+        # Slowest on the first call: the best of three is a later one.
+        time.sleep(0.2 if calls["slow"] == 1 else 0.01)
+
+    best, setup = timing.best_milliseconds({"slow": slow, "fast": lambda: None}, 3, torch.device("cpu"))
+    assert calls["slow"] == 3 and set(seen) == {1} and setup == "cpu, 1 thread(s)"
+    assert 10 <= best["slow"] < 200 and best["fast"] < best["slow"]
+    assert torch.get_num_threads() == threads
