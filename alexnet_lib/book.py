@@ -75,6 +75,33 @@ def glue_number(name: str, value: float, digits: int = 4) -> None:
     glue(name, float(f"{value:.{digits}g}"), display=False)
 
 
+def glue_comparison(prefix: str, summary: dict, key: str = "ten_patch_top1") -> None:
+    """Glue a two-arm experiment's test errors (``experiments._arm_comparison``'s summary), in percent, as
+    ``{prefix}_NAME``.
+
+    NAME: ``epochs``, ``seeds`` (per arm); ``paper_mean``, ``paper_std`` for the paper's choice (the first arm) and
+    ``other_mean``, ``other_std`` for the second; ``difference`` (other minus paper, points: positive when the
+    paper's choice helps), ``low`` and ``high`` (its 95% interval), ``p`` (Welch's test), ``verdict``
+    ("significant" or "not significant", at 5%) and ``detectable`` (the smallest difference these seeds detect
+    with 80% power).  Each arm needs two seeds or more.
+    """
+    from myst_nb import glue
+
+    paper, other = (summary["test_error"][arm][key] for arm in summary["arms"])
+    c = summary[f"{key}_difference"]
+    d, detectable = c["difference"], c["detectable_difference"]["difference"]
+    if d["ci95"] is None or detectable is None:
+        raise ValueError(f"{prefix}: no interval: {d.get('reason') or c['detectable_difference'].get('reason')}")
+    numbers = {"epochs": summary["epochs"], "seeds": len(summary["seeds"]),
+               "paper_mean": 100 * paper["mean"], "paper_std": 100 * paper["std"],
+               "other_mean": 100 * other["mean"], "other_std": 100 * other["std"],
+               "difference": 100 * d["difference"], "low": 100 * d["ci95"][0], "high": 100 * d["ci95"][1],
+               "p": d["p_value"], "detectable": 100 * detectable}
+    for name, value in numbers.items():
+        glue_number(f"{prefix}_{name}", value, digits=3)
+    glue(f"{prefix}_verdict", "significant" if d["significant"] else "not significant", display=False)
+
+
 def execution_seconds(path: str | pathlib.Path) -> float | None:
     """How long the code cells of a stored notebook ran when it was last executed, in seconds.
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from alexnet_lib import runtime
-from alexnet_lib.book import (check_close, code_spans, execution_seconds, glue_chapter_times, is_quick, load_results,
+from alexnet_lib.book import (check_close, code_spans, execution_seconds, glue_comparison, glue_chapter_times, is_quick, load_results,
                               profile, results_dir, run_time_text, show_table)
 
 
@@ -117,3 +117,25 @@ def test_check_close_names_every_number_out_of_tolerance():
         check_close({"loss": (2.1724, 2.1729), "error": (0.50, 0.52)}, abs_tol=0.01)
     with pytest.raises(AssertionError, match="loss = nan"):
         check_close({"loss": (float("nan"), 2.3)}, abs_tol=1.0)
+
+
+def test_glue_comparison_glues_the_difference_of_the_second_arm_from_the_paper_arm(monkeypatch):
+    from alexnet_lib import stats
+
+    glued = {}
+    monkeypatch.setattr("myst_nb.glue", lambda name, value, display: glued.update({name: value}))
+    paper, other = [0.20, 0.21, 0.22], [0.25, 0.26, 0.24]
+    summary = {"epochs": 6, "seeds": [0, 1, 2], "arms": ["with LRN", "without LRN"],
+               "test_error": {"with LRN": {"ten_patch_top1": stats.describe(paper)},
+                              "without LRN": {"ten_patch_top1": stats.describe(other)}},
+               "ten_patch_top1_difference": stats.compare(other, paper)}
+    glue_comparison("lrn", summary)
+    d = stats.difference(other, paper)
+    assert glued["lrn_seeds"] == 3 and glued["lrn_epochs"] == 6
+    assert glued["lrn_paper_mean"] == pytest.approx(21.0) and glued["lrn_other_std"] == pytest.approx(1.0)
+    assert glued["lrn_difference"] == pytest.approx(4.0)
+    # Three significant digits, as the text shows them.
+    assert glued["lrn_low"] == pytest.approx(100 * d["ci95"][0], abs=0.005) and glued["lrn_verdict"] == "significant"
+    summary["ten_patch_top1_difference"] = stats.compare(other[:1], paper[:1])
+    with pytest.raises(ValueError, match="no interval"):
+        glue_comparison("lrn", summary)
