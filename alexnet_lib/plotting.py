@@ -474,3 +474,18 @@ def plot_descent_paths(loss: Callable[[Tensor], Tensor], paths: dict[str, Tensor
     distance_ax.legend(fontsize=9)
     distance_ax.tick_params(labelsize=9)
     return fig
+
+
+def plot_train_and_test_error(runs: dict[str, dict], ax: plt.Axes | None = None) -> plt.Axes:
+    """Each run's training error (dashed) and test error (solid) per epoch, a run's two lines in one colour.
+
+    ``runs`` as for :func:`plot_runs`.  Sharing the colour keeps a run's two curves together, so that the gap
+    between them, the overfitting that dropout (section 4.2) fights, reads at a glance.  Returns the axes.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.6), constrained_layout=True)
+    plot_runs({f"{label}, training": run for label, run in runs.items()}, "train_error", ax, "--")
+    ax.set_prop_cycle(None)  # the test lines restart the colours, so each matches its run's training line
+    plot_runs({f"{label}, test": run for label, run in runs.items()}, "val_top1_error", ax)
+    ax.set(ylabel="top-1 error (%)")
+    return ax

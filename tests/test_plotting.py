@@ -13,7 +13,8 @@ from alexnet_lib import AlexNet, layer_table  # noqa: E402
 from alexnet_lib.optim import descent_path  # noqa: E402
 from alexnet_lib import stats  # noqa: E402
 from alexnet_lib.plotting import (  # noqa: E402
-    plot_arm_comparison, plot_arm_curves, plot_architecture, plot_descent_paths, plot_seed_values)
+    plot_arm_comparison, plot_arm_curves, plot_architecture, plot_descent_paths, plot_seed_values,
+    plot_train_and_test_error)
 
 # Notebook 10's ravine: f(w) = (a w1² + b w2²) / 2 and the settings its figure uses.
 A, B, LR, STEPS, START = 1.0, 100.0, 0.018, 60, (-10.0, 1.0)
@@ -161,3 +162,24 @@ def test_arm_comparison_draws_the_curves_and_the_finished_runs_test_errors():
     dots = [list(line.get_ydata()) for line in seeds_ax.lines if line.get_marker() == "o"]
     assert dots == [pytest.approx([38, 41]), []]
     assert seeds_ax.get_ylabel() == "ten crop top-1 error (%)"
+
+
+# --- plot_train_and_test_error --------------------------------------------------------------------------
+
+
+def test_train_and_test_error_share_a_colour_per_run():
+    runs = {arm: {"history": [{"epoch": e, "train_error": train / e, "val_top1_error": test + e / 100}
+                              for e in (1, 2, 3)]}
+            for arm, train, test in (("dropout", 0.6, 0.3), ("no dropout", 0.4, 0.35))}
+    ax = plot_train_and_test_error(runs)
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines) == ["dropout, training", "no dropout, training", "dropout, test", "no dropout, test"]
+    for arm, train, test in (("dropout", 0.6, 0.3), ("no dropout", 0.4, 0.35)):
+        training, testing = lines[f"{arm}, training"], lines[f"{arm}, test"]
+        assert training.get_color() == testing.get_color()
+        assert (training.get_linestyle(), testing.get_linestyle()) == ("--", "-")
+        assert list(training.get_xdata()) == [1, 2, 3]
+        assert list(training.get_ydata()) == pytest.approx([100 * train / e for e in (1, 2, 3)])
+        assert list(testing.get_ydata()) == pytest.approx([100 * (test + e / 100) for e in (1, 2, 3)])
+    assert lines["dropout, test"].get_color() != lines["no dropout, test"].get_color()
+    assert ax.get_ylabel() == "top-1 error (%)"
