@@ -684,6 +684,63 @@ def _relu_tanh_headline(s: dict) -> str:
     return f"ReLU did not reach {s['target_train_error']:.0%} training error in {s['max_epochs']} epochs"
 
 
+def paper_epochs(text: str) -> int:
+    """The epochs in a paper number as a results file words it: 6 for "about 6 (read off Figure 1)"."""
+    return int(re.search(r"\d+", text).group())
+
+
+def epochs_to_target_text(values: list[int | None], max_epochs: int, target: float) -> str:
+    """One activation's seed runs' epochs to ``target``% training error, in words (None: not within ``max_epochs``).
+
+    Chapter 03 pastes it into a sentence: "the ReLU runs reached 25% training error after 10, 11 and 11 epochs".
+    """
+    got = [str(v) for v in values if v is not None]
+    missed = len(values) - len(got)
+    if not got:
+        return f"did not reach {target:g}% training error within {max_epochs} epochs"
+    epochs = got[0] if len(got) == 1 else ", ".join(got[:-1]) + " and " + got[-1]
+    text = f"reached {target:g}% training error after {epochs} epochs"
+    if missed:
+        return text + f" (the other {missed} not within {max_epochs})"
+    return text + (" (one number per seed)" if len(got) > 1 else "")
+
+
+def relu_tanh_verdict(results: dict) -> str:
+    """What a complete ``relu_tanh`` results file says about Figure 1's speed-up, in sentences, for chapter 03.
+
+    A ratio needs every run at the target.  Where only the tanh runs missed, counting them at the budget gives
+    a lower bound, and how far they still were (their last error, and how little it fell in their last five
+    epochs) says how loose that bound is.  A rate chosen at the top of the sweep is flagged: a larger one, not
+    tried, might have been faster still.
+    """
+    summary = results["summary"]
+    to_target, cap = summary["epochs_to_target"], summary["max_epochs"]
+    if "ratio_tanh_over_relu" in summary:
+        ratio = summary["ratio_tanh_over_relu"]
+        faster = "ReLU" if ratio > 1 else "tanh"
+        verdict = (f"On average over the seeds tanh needed {ratio:.1f} times as many epochs as ReLU: "
+                   f"{faster} was the faster one.")
+    elif None in to_target["relu"]:
+        verdict = f"Not every ReLU run reached the target within {cap} epochs, so no ratio can be given."
+    else:
+        verdict = (f"Counting each tanh run that missed as {cap} epochs, ReLU was on average "
+                   f"{summary['ratio_lower_bound']:.1f} times faster; that is only a lower bound, since those runs "
+                   "would have needed more epochs.")
+        # The runs that missed are the ones that trained for all `cap` epochs.
+        missed = [run["history"] for label, run in results["runs"].items()
+                  if label.startswith("tanh") and len(run["history"]) == cap > 5]
+        if missed:
+            final = statistics.fmean(100 * h[-1]["train_error"] for h in missed)
+            last_five = statistics.fmean(100 * (h[-6]["train_error"] - h[-1]["train_error"]) for h in missed)
+            verdict += (f" After {cap} epochs their training error was {final:.1f}% on average, and it had fallen "
+                        f"by only {last_five:.1f} points over the last five epochs.")
+    edge = [act for act, lr in summary["lr"].items() if lr == max(RELU_TANH_LRS)]
+    if edge:
+        verdict += (f" The rate chosen for {' and '.join(edge)} is the largest of the sweep, so a larger one, not "
+                    "tried, might have been faster still.")
+    return verdict
+
+
 def _ablation_headline(s: dict) -> str:
     parts = [f"{label}: {_mean_text([100 * v for v in e['values']])}%" for label, e in s["val_top1_error"].items()]
     return f"test error {', '.join(parts)}; {100 * s['improvement']:+.2f} points for the paper's choice"

@@ -688,3 +688,40 @@ def test_runs_by_arm_groups_seeded_runs_in_seed_order_and_leaves_sweeps_out():
     results = {"runs": {"relu seed=10": {"id": 3}, "sweep relu lr=0.01": {"id": 0}, "relu seed=2": {"id": 2},
                         "no dropout seed=0": {"id": 4}}}
     assert experiments.runs_by_arm(results) == {"relu": [{"id": 2}, {"id": 3}], "no dropout": [{"id": 4}]}
+
+
+def test_epochs_to_target_text_words_every_case():
+    text = experiments.epochs_to_target_text
+    assert text([10, 11, 11], 15, 25.0) == "reached 25% training error after 10, 11 and 11 epochs (one number per seed)"
+    assert text([7], 15, 25.0) == "reached 25% training error after 7 epochs"
+    assert text([7, None, 9], 15, 25.0) == "reached 25% training error after 7 and 9 epochs (the other 1 not within 15)"
+    assert text([None, None], 15, 25.0) == "did not reach 25% training error within 15 epochs"
+    assert experiments.paper_epochs("about 36 (read off Figure 1)") == 36
+
+
+def _figure1_results(summary: dict, tanh_errors: list[list[float]] = ()) -> dict:
+    runs = {f"tanh seed={seed}": {"history": [{"train_error": e} for e in errors]}
+            for seed, errors in enumerate(tanh_errors)}
+    runs["relu seed=0"] = {"history": [{"train_error": 0.2}]}
+    return {"summary": {"max_epochs": 15, "lr": {"relu": 0.001, "tanh": 0.003}, **summary}, "runs": runs}
+
+
+def test_relu_tanh_verdict_gives_a_ratio_a_bound_or_none():
+    verdict = experiments.relu_tanh_verdict
+    both = _figure1_results({"epochs_to_target": {"relu": [4, 5], "tanh": [9, 11]}, "ratio_tanh_over_relu": 20 / 9})
+    assert verdict(both) == ("On average over the seeds tanh needed 2.2 times as many epochs as ReLU: "
+                             "ReLU was the faster one.")
+    slower = _figure1_results({"epochs_to_target": {"relu": [8], "tanh": [4]}, "ratio_tanh_over_relu": 0.5})
+    assert verdict(slower).endswith("tanh was the faster one.")
+    relu_missed = _figure1_results({"epochs_to_target": {"relu": [None, 5], "tanh": [None, 9]}})
+    assert verdict(relu_missed) == "Not every ReLU run reached the target within 15 epochs, so no ratio can be given."
+
+    # Two tanh runs missed: 15 epochs each, last five epochs falling by 3 and 5 points, ending at 40% and 30%.
+    missed = [[0.9] * 9 + [0.43, 0.42, 0.41, 0.41, 0.41, 0.40], [0.9] * 9 + [0.35, 0.34, 0.33, 0.32, 0.31, 0.30]]
+    bound = _figure1_results({"epochs_to_target": {"relu": [10, 10], "tanh": [None, None]}, "ratio_lower_bound": 1.5,
+                              "lr": {"relu": 0.001, "tanh": max(experiments.RELU_TANH_LRS)}}, missed)
+    assert verdict(bound) == (
+        "Counting each tanh run that missed as 15 epochs, ReLU was on average 1.5 times faster; that is only a lower "
+        "bound, since those runs would have needed more epochs. After 15 epochs their training error was 35.0% on "
+        "average, and it had fallen by only 4.0 points over the last five epochs. The rate chosen for tanh is the "
+        "largest of the sweep, so a larger one, not tried, might have been faster still.")
