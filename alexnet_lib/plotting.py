@@ -17,6 +17,10 @@ from . import stats
 from .lrn import LocalResponseNorm
 from .summary import LayerTable, layer_table
 
+# The book's text column is about 675 px wide at a 1280 px window, and a notebook figure is drawn at 100 dpi: a
+# figure at most this many inches wide is shown at 80% of its size or more (tests/test_book.py checks it).
+COLUMN_INCHES = 8.4
+
 
 def plot_history(history: Sequence[dict], title: str | None = None) -> plt.Figure:
     """Loss, error rates and learning rate per epoch, from a training history."""
@@ -119,7 +123,7 @@ def plot_arm_comparison(arms: dict[str, Sequence[dict]], curve_key: str = "val_t
     Right: the test error ``test_key`` each finished run measured once at the end (its ``analysis``), a dot
     per seed, with each arm's mean and 95% interval.
     """
-    fig, (curves_ax, seeds_ax) = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
+    fig, (curves_ax, seeds_ax) = plt.subplots(1, 2, figsize=(COLUMN_INCHES, 3.6), constrained_layout=True)
     plot_arm_curves({arm: [run["history"] for run in runs] for arm, runs in arms.items()}, curve_key, curves_ax)
     curves_ax.set(title="during training: held-out training images")
     curves_ax.legend()
