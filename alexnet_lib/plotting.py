@@ -226,6 +226,8 @@ def _grid(pictures: Tensor, columns: int, labels: Sequence[str] | None, title: s
     n = pictures.shape[0]
     columns = max(1, min(columns, n))
     rows = math.ceil(n / columns)
+    # At most the column's width: a wider grid keeps its layout, with smaller pictures (the captions keep their size).
+    cell = min(cell, COLUMN_INCHES / columns)
     spacing = {"wspace": 0.05, "hspace": 0.05} if labels is None else {"wspace": 0.1, "hspace": 0.35}
     fig, axes = plt.subplots(
         rows, columns, figsize=(cell * columns, cell * rows + (0.4 if title else 0)), squeeze=False, gridspec_kw=spacing

@@ -13,7 +13,7 @@ from alexnet_lib import AlexNet, layer_table  # noqa: E402
 from alexnet_lib.optim import descent_path  # noqa: E402
 from alexnet_lib import stats  # noqa: E402
 from alexnet_lib.plotting import (  # noqa: E402
-    plot_arm_comparison, plot_arm_curves, plot_architecture, plot_descent_paths, plot_seed_values,
+    COLUMN_INCHES, filter_grid, image_grid, plot_arm_comparison, plot_arm_curves, plot_architecture, plot_descent_paths, plot_seed_values,
     plot_train_and_test_error)
 
 # Notebook 10's ravine: f(w) = (a w1² + b w2²) / 2 and the settings its figure uses.
@@ -183,3 +183,23 @@ def test_train_and_test_error_share_a_colour_per_run():
         assert list(testing.get_ydata()) == pytest.approx([100 * (test + e / 100) for e in (1, 2, 3)])
     assert lines["dropout, test"].get_color() != lines["no dropout, test"].get_color()
     assert ax.get_ylabel() == "top-1 error (%)"
+
+
+# --- image grids ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("columns", [4, 8, 12])
+def test_image_grid_fits_the_column_and_keeps_its_layout(columns):
+    images = torch.randint(0, 256, (12, 3, 32, 32), dtype=torch.uint8)
+    fig = image_grid(images, labels=range(12), classes=[f"class {i}" for i in range(12)], columns=columns, title="t")
+    assert fig.get_size_inches()[0] <= COLUMN_INCHES + 1e-9
+    assert sum(bool(ax.images) for ax in fig.axes) == 12
+    assert len({round(ax.get_position().x0, 3) for ax in fig.axes}) == columns  # still `columns` pictures per row
+    if columns == 4:  # a narrow grid keeps its pictures' full size
+        assert fig.get_size_inches()[0] == pytest.approx(4 * 1.4)
+
+
+def test_filter_grid_fits_the_column():
+    fig = filter_grid(torch.randn(96, 3, 11, 11), columns=16)
+    assert fig.get_size_inches()[0] <= COLUMN_INCHES + 1e-9
+    assert sum(bool(ax.images) for ax in fig.axes) == 96
