@@ -229,9 +229,10 @@ def _grid(pictures: Tensor, columns: int, labels: Sequence[str] | None, title: s
     # At most the column's width: a wider grid keeps its layout, with smaller pictures (the captions keep their size).
     cell = min(cell, COLUMN_INCHES / columns)
     spacing = {"wspace": 0.05, "hspace": 0.05} if labels is None else {"wspace": 0.1, "hspace": 0.35}
-    fig, axes = plt.subplots(
-        rows, columns, figsize=(cell * columns, cell * rows + (0.4 if title else 0)), squeeze=False, gridspec_kw=spacing
-    )
+    height = cell * rows + (0.4 if title else 0)
+    if title:  # room above the pictures (and their captions) for the title, whatever the pictures' size
+        spacing["top"] = 1 - (0.3 if labels is None else 0.45) / height
+    fig, axes = plt.subplots(rows, columns, figsize=(cell * columns, height), squeeze=False, gridspec_kw=spacing)
     for index, ax in enumerate(axes.flat):
         ax.axis("off")
         if index < n:
@@ -239,7 +240,7 @@ def _grid(pictures: Tensor, columns: int, labels: Sequence[str] | None, title: s
             if labels is not None:
                 ax.set_title(labels[index], fontsize=8)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, y=1 - 0.05 / height, va="top")
     return fig
 
 

@@ -197,6 +197,10 @@ def test_image_grid_fits_the_column_and_keeps_its_layout(columns):
     assert len({round(ax.get_position().x0, 3) for ax in fig.axes}) == columns  # still `columns` pictures per row
     if columns == 4:  # a narrow grid keeps its pictures' full size
         assert fig.get_size_inches()[0] == pytest.approx(4 * 1.4)
+    # The title stays clear of the first row's captions, however small the pictures became.
+    renderer = fig.canvas.get_renderer()
+    title_bottom = fig._suptitle.get_window_extent(renderer).y0
+    assert all(ax.title.get_window_extent(renderer).y1 <= title_bottom for ax in fig.axes)
 
 
 def test_filter_grid_fits_the_column():
