@@ -382,9 +382,10 @@ def plot_architecture(model: nn.Module, table: LayerTable | None = None) -> plt.
 
     rows = len(table) + 1
     step, height = 1.0, 0.5  # a row's pitch and a block's height, in data units: the gap shows the arrows
-    centres = [4.6, 7.4] if columns == 2 else [6.0]
-    width = 2.5 if columns == 2 else 5.3
-    fig, ax = plt.subplots(figsize=(10.5, 0.55 * rows + 1.2))
+    # x from 0 to 12: layer names and what each layer does on the left, the blocks, the output shapes on the right.
+    centres = [5.15, 7.85] if columns == 2 else [6.5]
+    width = 2.5 if columns == 2 else 5.2
+    fig, ax = plt.subplots(figsize=(COLUMN_INCHES, 0.55 * rows + (1.5 if columns == 2 else 1.2)))  # 1.5: the legend
     ax.set(xlim=(0, 12), ylim=(-(rows - 1) * step - 0.55, 1.05))
     ax.axis("off")
 
@@ -434,7 +435,7 @@ def plot_architecture(model: nn.Module, table: LayerTable | None = None) -> plt.
     if columns == 2:
         handles = [Line2D([], [], color="0.2", lw=1.6, label="reads the maps of its own GPU only"),
                    Line2D([], [], color=_CROSS_COLOUR, lw=1.6, label="reads both GPUs' maps: the GPUs communicate")]
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=10, frameon=False)
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=1, fontsize=10, frameon=False)
     fig.tight_layout()
     return fig
 

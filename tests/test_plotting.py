@@ -115,8 +115,30 @@ def test_architecture_one_column_has_no_crossings_and_readable_text():
     torch.manual_seed(0)
     fig = plot_architecture(AlexNet(groups=1))
     assert not [p for p in fig.axes[0].patches if (p.get_gid() or "").startswith("cross:")]
-    assert fig.get_figwidth() >= 10
     assert min(t.get_fontsize() for t in fig.axes[0].texts) >= 9
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_architecture_fits_the_column_and_no_label_runs_into_a_block(groups):
+    from alexnet_lib.plotting import COLUMN_INCHES
+
+    torch.manual_seed(0)
+    fig = plot_architecture(AlexNet(groups=groups))
+    # Drawn no wider than the book's column, so it is not shrunk (see COLUMN_INCHES), with text of at least 9 pt.
+    assert fig.get_figwidth() <= COLUMN_INCHES
+    assert min(t.get_fontsize() for t in fig.axes[0].texts) >= 9
+    renderer = fig.canvas.get_renderer()
+    blocks = [p.get_window_extent(renderer) for p in fig.axes[0].patches if not p.get_gid()]
+    left, right = min(b.x0 for b in blocks), max(b.x1 for b in blocks)
+    figure = fig.bbox
+    for text in fig.axes[0].texts:
+        box = text.get_window_extent(renderer)
+        assert figure.x0 <= box.x0 and box.x1 <= figure.x1, text.get_text()
+        # The layer names and descriptions end left of the blocks, the output shapes start right of them.
+        if text.get_ha() == "left":
+            assert box.x1 < left, text.get_text()
+        if text.get_ha() == "right":
+            assert box.x0 > right, text.get_text()
 
 
 # --- recorded comparisons ----------------------------------------------------------------------------------
