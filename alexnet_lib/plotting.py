@@ -126,12 +126,18 @@ def plot_arm_comparison(arms: dict[str, Sequence[dict]], curve_key: str = "val_t
     """
     fig, (curves_ax, seeds_ax) = plt.subplots(1, 2, figsize=(COLUMN_INCHES, 3.6), constrained_layout=True)
     plot_arm_curves({arm: [run["history"] for run in runs] for arm, runs in arms.items()}, curve_key, curves_ax)
-    curves_ax.set(title="during training: held-out training images")
+    curves_ax.set(title="during training: held-out training images", ylabel=_readable(curve_key) + " (%)")
     curves_ax.legend()
     plot_seed_values({arm: [run["analysis"][test_key] for run in runs if run["analysis"]] for arm, runs in arms.items()},
-                     seeds_ax, ylabel=test_key.replace("_", " ").replace("top1", "top-1") + " (%)")
+                     seeds_ax, ylabel=_readable(test_key) + " (%)")
     seeds_ax.set(title="at the end: the test set, once per run")
     return fig
+
+
+def _readable(key: str) -> str:
+    """A results file's key as an axis label: "val_top1_error" -> "validation top-1 error"."""
+    words = key.replace("top1", "top-1").replace("top5", "top-5").replace("ten_crop", "test, ten-crop").split("_")
+    return " ".join({"val": "validation"}.get(word, word) for word in words)
 
 
 def plot_loss_windows(

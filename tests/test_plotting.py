@@ -183,7 +183,8 @@ def test_arm_comparison_draws_the_curves_and_the_finished_runs_test_errors():
     # The unfinished run has no test error yet: one arm shows two seeds, the other none.
     dots = [list(line.get_ydata()) for line in seeds_ax.lines if line.get_marker() == "o"]
     assert dots == [pytest.approx([38, 41]), []]
-    assert seeds_ax.get_ylabel() == "ten crop top-1 error (%)"
+    assert (curves_ax.get_ylabel(), seeds_ax.get_ylabel()) == ("validation top-1 error (%)",
+                                                              "test, ten-crop top-1 error (%)")
 
 
 # --- plot_train_and_test_error --------------------------------------------------------------------------
