@@ -24,11 +24,15 @@ COLUMN_INCHES = 8.2
 
 
 def plot_history(history: Sequence[dict], title: str | None = None) -> plt.Figure:
-    """Loss, error rates and learning rate per epoch, from a training history."""
+    """Loss and error rates per epoch side by side, the learning rate under them, from a training history."""
     if not history:
         raise ValueError("the history is empty: train for at least one epoch first")
     epochs = [r["epoch"] for r in history]
-    fig, (loss_ax, error_ax, lr_ax) = plt.subplots(1, 3, figsize=(13, 3.6), constrained_layout=True)
+    # Two panels side by side and the learning rate under them, at the column's width (less the 0.1 in that the
+    # notebook's tight bounding box pads on each side of a constrained layout).
+    fig = plt.figure(figsize=(COLUMN_INCHES - 0.2, 6.4), constrained_layout=True)
+    grid = fig.add_gridspec(2, 2, height_ratios=(1.35, 1))
+    loss_ax, error_ax, lr_ax = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])
     loss_ax.plot(epochs, [r["train_loss"] for r in history], "o-", label="training")
     loss_ax.plot(epochs, [r["val_loss"] for r in history], "s-", label="validation")
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
@@ -39,7 +43,7 @@ def plot_history(history: Sequence[dict], title: str | None = None) -> plt.Figur
     lr_ax.step(epochs, [r["lr"] for r in history], where="post")
     lr_ax.set(xlabel="epoch", ylabel="learning rate", title="learning rate", yscale="log")
     for ax in (loss_ax, error_ax):
-        ax.legend()
+        ax.legend(fontsize=9)
     for ax in (loss_ax, error_ax, lr_ax):
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -305,11 +309,14 @@ def plot_lr_probe(runs: dict[str, dict], layers: Sequence[str] = ("C1", "F3"),
                   dead_layers: Sequence[str] = ("C5", "F1", "F2")) -> plt.Figure:
     """The first batches of runs at several learning rates (``results/alexnet_lr.json``'s runs), in three panels.
 
-    Left: the training loss, one mean per ``log_every`` batches (dots: single recorded steps), against ln 10.  Middle: each
-    layer of ``layers``' update/weight ratio per step.  Right: the fraction of dead units of
+    Top: the training loss, one mean per ``log_every`` batches (dots: single recorded steps), against ln 10.  Middle: each
+    layer of ``layers``' update/weight ratio per step.  Bottom: the fraction of dead units of
     ``dead_layers`` on the held-out probe batch.  One colour per run.
     """
-    fig, (loss_ax, step_ax, dead_ax) = plt.subplots(1, 3, figsize=(14, 3.8), constrained_layout=True)
+    # One panel above the other over the same batches, each with its legend on the right, at the column's width
+    # (less the tight bounding box's padding, as in plot_history).
+    fig, (loss_ax, step_ax, dead_ax) = plt.subplots(3, 1, figsize=(COLUMN_INCHES - 0.2, 8.4), sharex=True,
+                                                    constrained_layout=True)
     styles = ("-", "--", ":", "-.")
     for colour, (label, run) in enumerate(runs.items()):
         every = run["config"]["log_every"]
@@ -325,12 +332,13 @@ def plot_lr_probe(runs: dict[str, dict], layers: Sequence[str] = ("C1", "F3"),
             dead_ax.plot([p["batch"] for p in run["probes"]], [p["dead_fraction"][layer] for p in run["probes"]],
                          color=f"C{colour}", ls=style, marker="o", markersize=3, label=f"{label}, {layer}")
     loss_ax.axhline(math.log(10), color="0.5", ls=":", label="ln 10: a uniform guess")
-    loss_ax.set(xlabel="batch", ylabel="training loss", yscale="log", title="training loss")
-    step_ax.set(xlabel="batch", ylabel="|update| / |weights|", yscale="log", title="size of each step, per layer")
+    loss_ax.set(ylabel="training loss", yscale="log", title="training loss")
+    step_ax.set(ylabel="|update| / |weights|", yscale="log", title="size of each step, per layer")
     dead_ax.set(xlabel="batch", ylabel="fraction of units", ylim=(-0.03, 1.03), title="dead units (held-out batch)")
     for ax in (loss_ax, step_ax, dead_ax):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.tick_params(labelbottom=True)
+        ax.legend(fontsize=9, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig
 
 
@@ -452,9 +460,9 @@ def plot_descent_paths(loss: Callable[[Tensor], Tensor], paths: dict[str, Tensor
     """Paths of two-weight descents (``paths``: label -> (steps + 1, 2) points) over the contours of ``loss``.
 
     ``loss`` is evaluated on a stacked grid, ``loss(torch.stack([x, y]))``, so it should index
-    its argument as ``w[0]`` and ``w[1]``.  Left: one panel per path, all on the same grid and
+    its argument as ``w[0]`` and ``w[1]``.  Above: one panel per path, all on the same grid and
     at equal scale in both directions, so that every step meets the contours at its true angle.
-    Right: each path's distance to ``minimum`` per step.
+    Below: each path's distance to ``minimum`` per step.
     """
     points = torch.cat(list(paths.values()))
     centre = torch.tensor(minimum, dtype=points.dtype)
@@ -468,9 +476,11 @@ def plot_descent_paths(loss: Callable[[Tensor], Tensor], paths: dict[str, Tensor
     top = values.max().item()
     levels = [top * 0.5 ** k for k in range(14, 0, -1)]
 
-    fig = plt.figure(figsize=(11.5, 1.9 * len(paths) + 0.6), constrained_layout=True)
-    grid = fig.add_gridspec(len(paths), 2, width_ratios=(2.3, 1))
-    distance_ax = fig.add_subplot(grid[:, 1])
+    # The paths one above the other at the column's width (less the tight bounding box's padding, as in
+    # plot_history), the distances under them.
+    fig = plt.figure(figsize=(COLUMN_INCHES - 0.2, 2.2 * len(paths) + 3.0), constrained_layout=True)
+    grid = fig.add_gridspec(len(paths) + 1, 1, height_ratios=(1,) * len(paths) + (1.25,))
+    distance_ax = fig.add_subplot(grid[len(paths), 0])
     for row, (label, path) in enumerate(paths.items()):
         ax = fig.add_subplot(grid[row, 0])
         ax.contour(grid_x.numpy(), grid_y.numpy(), values.numpy(), levels=levels, colors="0.75", linewidths=0.8)
