@@ -112,6 +112,19 @@ def test_notebook_opening_cells(notebook):
     )
 
 
+# Issue 13: a code cell a beginner must read is short; what is not the lesson is folded (hide-input, hide-cell),
+# removed from the page (remove-cell) or lives in alexnet_lib.
+VISIBLE_CELL_LINES = 15
+FOLDED_TAGS = {"hide-input", "hide-cell", "remove-input", "remove-cell"}
+
+
+def test_visible_code_cells_are_short(notebook):
+    path, nb = notebook
+    long = {i: n for i, c in enumerate(nb.cells) if c.cell_type == "code" and not FOLDED_TAGS & set(c.metadata.get("tags", []))
+            for n in [sum(1 for line in c.source.splitlines() if line.strip())] if n > VISIBLE_CELL_LINES}
+    assert not long, f"{path.name}: visible code cells over {VISIBLE_CELL_LINES} lines (cell index: lines): {long}"
+
+
 def test_notebook_is_stored_executed_in_order(notebook):
     path, nb = notebook
     counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
@@ -398,23 +411,39 @@ def browser(request):
 
 
 # Run in each page once it has loaded: wait for MathJax's first typesetting and for every image.
+# Issue 13: at the window's width, no figure is shown below this share of its own width.
+MIN_FIGURE_SCALE = 0.8
 INSPECT = """
 (async () => {
+  const MIN_FIGURE_SCALE = __MIN_SCALE__;
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) { await MathJax.startup.promise; }
   await Promise.all([...document.images].map(img => { img.loading = 'eager'; return img.decode().catch(() => null); }));
   const main = (document.querySelector('main') || document.body).cloneNode(true);
   main.querySelectorAll('pre, code, script, style, mjx-assistive-mml').forEach(node => node.remove());
   const text = main.textContent;
+  // The figures of the text: notebook outputs and figure directives (not the theme's icons and logos).
+  const figures = [...document.querySelectorAll('main .cell_output img, main figure img')];
   return {
     mathSources: document.querySelectorAll('.math').length,
     typeset: document.querySelectorAll('mjx-container').length,
     mathErrors: document.querySelectorAll('mjx-merror').length,
     rawMath: ['\\\\(', '\\\\[', '$$'].filter(marker => text.includes(marker)),
     brokenImages: [...document.images].filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.src),
+    // Figures of the page's text column shown below MIN_FIGURE_SCALE of their own width are hard to read.
+    shrunk: figures.filter(img => img.naturalWidth > 0)
+      .map(img => [img.src.split('/').pop(), img.getBoundingClientRect().width / img.naturalWidth])
+      .filter(([, scale]) => scale < MIN_FIGURE_SCALE),
+    // A figure's alt text says what it shows: no alt, or one that is only its file name, says nothing.
+    noAlt: figures
+      .filter(img => !img.alt || img.alt.trim() === '' || /\\.(png|jpe?g|svg)$/i.test(img.alt.trim()))
+      .map(img => img.src.split('/').pop()),
+    // A command option typeset as prose gets its "--" turned into a dash, and a copied command fails.
+    dashedOptions: [...text.matchAll(/(?:^|\\s)[\\u2013\\u2014][a-z][a-z-]*/g)].map(m => m[0].trim()),
+    unresolvedGlue: ['{glue', '{glue:text}'].filter(marker => text.includes(marker)),
     height: Math.min(document.documentElement.scrollHeight, 12000),
   };
 })()
-"""
+""".replace("__MIN_SCALE__", str(MIN_FIGURE_SCALE))
 
 
 def _describe(details: dict) -> str:
@@ -468,6 +497,15 @@ def test_pages_render_in_chromium(browser):
             problems.append(f"{entry}: raw TeX delimiters left in the text: {report['rawMath']}")
         if report["brokenImages"]:
             problems.append(f"{entry}: images that did not load: {report['brokenImages']}")
+        if report["shrunk"]:
+            problems.append(f"{entry}: figures shown below {MIN_FIGURE_SCALE:.0%} of their width: "
+                            + ", ".join(f"{name} at {scale:.0%}" for name, scale in report["shrunk"]))
+        if report["noAlt"]:
+            problems.append(f"{entry}: figures without alt text: {report['noAlt']}")
+        if report["dashedOptions"]:
+            problems.append(f"{entry}: command options typeset as prose (a dash, not --): {report['dashedOptions']}")
+        if report["unresolvedGlue"]:
+            problems.append(f"{entry}: glue roles left in the text: {report['unresolvedGlue']}")
         outside = [r for r in report["requests"] if not r.startswith((base, "data:", "about:", "blob:"))]
         if outside:
             problems.append(f"{entry}: requests outside the site: {outside}")
