@@ -179,11 +179,13 @@ def test_sanitize_patterns_hide_only_what_varies():
         ("<Module at 0x7f3a2b1c9d00>", "<Module at 0x55d0c1e2f3a4>"),
         ("saved to /work/main/runs/a.pt", "saved to /home/me/alexnet/runs/a.pt"),
         ("elapsed 0:01:02.5", "elapsed 0:00:58.1"),
+        ("<Figure size 840x340 with 12 Axes>", "<Figure size 820x340 with 12 Axes>"),
     ]
     for first, second in varying:
         assert clean(first) == clean(second), f"not masked: {first!r} vs {second!r}"
     for stable in ("96 x 55 x 55 = 290,400", "253,440 / 96 = 2640", "top-1 error 38.4%", "lr 0.01, 90 epochs"):
         assert clean(stable) == stable, f"masks a deterministic output: {stable!r} -> {clean(stable)!r}"
+    assert clean("<Figure size 820x340 with 12 Axes>") != clean("<Figure size 820x340 with 3 Axes>")
 
 
 def test_config_serves_mathjax_and_stored_outputs():
