@@ -28,9 +28,8 @@ def plot_history(history: Sequence[dict], title: str | None = None) -> plt.Figur
     if not history:
         raise ValueError("the history is empty: train for at least one epoch first")
     epochs = [r["epoch"] for r in history]
-    # Two panels side by side and the learning rate under them, at the column's width (less the 0.1 in that the
-    # notebook's tight bounding box pads on each side of a constrained layout).
-    fig = plt.figure(figsize=(COLUMN_INCHES - 0.2, 6.4), constrained_layout=True)
+    # Two panels side by side and the learning rate under them, at the column's width.
+    fig = plt.figure(figsize=(COLUMN_INCHES, 6.4), constrained_layout=True)
     grid = fig.add_gridspec(2, 2, height_ratios=(1.35, 1))
     loss_ax, error_ax, lr_ax = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])
     loss_ax.plot(epochs, [r["train_loss"] for r in history], "o-", label="training")
@@ -313,9 +312,8 @@ def plot_lr_probe(runs: dict[str, dict], layers: Sequence[str] = ("C1", "F3"),
     layer of ``layers``' update/weight ratio per step.  Bottom: the fraction of dead units of
     ``dead_layers`` on the held-out probe batch.  One colour per run.
     """
-    # One panel above the other over the same batches, each with its legend on the right, at the column's width
-    # (less the tight bounding box's padding, as in plot_history).
-    fig, (loss_ax, step_ax, dead_ax) = plt.subplots(3, 1, figsize=(COLUMN_INCHES - 0.2, 8.4), sharex=True,
+    # One panel above the other over the same batches, each with its legend on the right, at the column's width.
+    fig, (loss_ax, step_ax, dead_ax) = plt.subplots(3, 1, figsize=(COLUMN_INCHES, 8.4), sharex=True,
                                                     constrained_layout=True)
     styles = ("-", "--", ":", "-.")
     for colour, (label, run) in enumerate(runs.items()):
@@ -476,9 +474,8 @@ def plot_descent_paths(loss: Callable[[Tensor], Tensor], paths: dict[str, Tensor
     top = values.max().item()
     levels = [top * 0.5 ** k for k in range(14, 0, -1)]
 
-    # The paths one above the other at the column's width (less the tight bounding box's padding, as in
-    # plot_history), the distances under them.
-    fig = plt.figure(figsize=(COLUMN_INCHES - 0.2, 2.2 * len(paths) + 3.0), constrained_layout=True)
+    # The paths one above the other at the column's width, the distances under them.
+    fig = plt.figure(figsize=(COLUMN_INCHES, 2.2 * len(paths) + 3.0), constrained_layout=True)
     grid = fig.add_gridspec(len(paths) + 1, 1, height_ratios=(1,) * len(paths) + (1.25,))
     distance_ax = fig.add_subplot(grid[len(paths), 0])
     for row, (label, path) in enumerate(paths.items()):
