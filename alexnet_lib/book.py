@@ -75,15 +75,17 @@ def glue_number(name: str, value: float, digits: int = 4) -> None:
     glue(name, float(f"{value:.{digits}g}"), display=False)
 
 
-def glue_comparison(prefix: str, summary: dict, key: str = "ten_patch_top1") -> None:
+def glue_comparison(prefix: str, summary: dict, paper_gap: float, key: str = "ten_patch_top1") -> None:
     """Glue a two-arm experiment's test errors (``experiments._arm_comparison``'s summary), in percent, as
     ``{prefix}_NAME``.
 
     NAME: ``epochs``, ``seeds`` (per arm); ``paper_mean``, ``paper_std`` for the paper's choice (the first arm) and
     ``other_mean``, ``other_std`` for the second; ``difference`` (other minus paper, points: positive when the
     paper's choice helps), ``low`` and ``high`` (its 95% interval), ``p`` (Welch's test), ``verdict``
-    ("significant" or "not significant", at 5%) and ``detectable`` (the smallest difference these seeds detect
-    with 80% power).  Each arm needs two seeds or more.
+    ("significant" or "not significant", at 5%), ``detectable`` (the smallest difference these seeds detect
+    with 80% power), ``direction`` (whether the mean difference goes the paper's way) and ``covers_paper``
+    ("includes" or "excludes": whether the interval holds ``paper_gap``, the paper's own difference, as a fraction).
+    Each arm needs two seeds or more.
     """
     from myst_nb import glue
 
@@ -100,6 +102,10 @@ def glue_comparison(prefix: str, summary: dict, key: str = "ten_patch_top1") -> 
     for name, value in numbers.items():
         glue_number(f"{prefix}_{name}", value, digits=3)
     glue(f"{prefix}_verdict", "significant" if d["significant"] else "not significant", display=False)
+    glue(f"{prefix}_direction", "the paper's direction" if d["difference"] > 0 else "against the paper's direction",
+         display=False)
+    glue(f"{prefix}_covers_paper", "includes" if d["ci95"][0] <= paper_gap <= d["ci95"][1] else "excludes",
+         display=False)
 
 
 def execution_seconds(path: str | pathlib.Path) -> float | None:

@@ -129,13 +129,17 @@ def test_glue_comparison_glues_the_difference_of_the_second_arm_from_the_paper_a
                "test_error": {"with LRN": {"ten_patch_top1": stats.describe(paper)},
                               "without LRN": {"ten_patch_top1": stats.describe(other)}},
                "ten_patch_top1_difference": stats.compare(other, paper)}
-    glue_comparison("lrn", summary)
+    glue_comparison("lrn", summary, paper_gap=0.01)
     d = stats.difference(other, paper)
     assert glued["lrn_seeds"] == 3 and glued["lrn_epochs"] == 6
     assert glued["lrn_paper_mean"] == pytest.approx(21.0) and glued["lrn_other_std"] == pytest.approx(1.0)
     assert glued["lrn_difference"] == pytest.approx(4.0)
     # Three significant digits, as the text shows them.
     assert glued["lrn_low"] == pytest.approx(100 * d["ci95"][0], abs=0.005) and glued["lrn_verdict"] == "significant"
+    # +4 points, the paper's way; the interval (about 1.7 to 6.3 points) leaves out a 1-point gap, holds a 5-point one.
+    assert glued["lrn_direction"] == "the paper's direction" and glued["lrn_covers_paper"] == "excludes"
+    glue_comparison("lrn", summary, paper_gap=0.05)
+    assert glued["lrn_covers_paper"] == "includes"
     summary["ten_patch_top1_difference"] = stats.compare(other[:1], paper[:1])
     with pytest.raises(ValueError, match="no interval"):
-        glue_comparison("lrn", summary)
+        glue_comparison("lrn", summary, paper_gap=0.02)
