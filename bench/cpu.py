@@ -28,7 +28,7 @@ from torch import nn
 
 from measure import REPO, Row, format_table, mult_adds_per_image, write_json
 
-from alexnet_lib import AlexNet, layer_table, lrn
+from alexnet_lib import AlexNet, layer_table, lrn, runtime
 from alexnet_lib.blog import BlogAlexNet, LoopLocalResponseNorm
 from alexnet_lib.config import TrainConfig
 from alexnet_lib.data import build_data
@@ -346,7 +346,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"CPU training step (forward + backward), {torch.get_num_threads()} threads, torch {torch.__version__}")
+    # As the Trainer does on the CPU, for every configuration alike.
+    not_kept = runtime.keep_freed_memory()
+    allocator = f"freed memory not kept ({not_kept})" if not_kept else "freed memory kept (runtime.keep_freed_memory)"
+    print(f"CPU training step (forward + backward), {torch.get_num_threads()} threads, torch {torch.__version__}, "
+          f"{allocator}")
 
     lrn_layers = time_lrn_layers(args.batch, args.repeats)
     rows = time_models(configurations(args.channels_last), args.batch, args.repeats, f"batch {args.batch}")
@@ -371,7 +375,7 @@ def main(argv: list[str] | None = None) -> None:
               if key in CPU_RATIOS}
     print(report(best, rounds, by_cpu))
     path = write_json(args.out, {
-        "settings": vars(args), "threads": torch.get_num_threads(),
+        "settings": vars(args), "threads": torch.get_num_threads(), "allocator": allocator,
         "timing": "time.perf_counter around each training step (zero_grad, forward, cross-entropy, backward); "
                   "configurations take turns, one step each per round; 'best' is the fastest step, ratios use it; "
                   "ratio_rounds: the ratios from each round's steps; "

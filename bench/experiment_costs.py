@@ -20,6 +20,7 @@ import statistics
 import torch
 from torch import nn
 
+from alexnet_lib import runtime
 from alexnet_lib.cifar_11pct import Cifar11pctNet
 from alexnet_lib.cifar_net import CifarNet
 from alexnet_lib.optim import PaperSGD
@@ -56,6 +57,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    runtime.keep_freed_memory()  # as the Trainer runs them on the CPU
     torch.manual_seed(0)
     steps = {}
     for name, model in networks().items():

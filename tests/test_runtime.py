@@ -1,9 +1,13 @@
 """Where code runs: the device check (alexnet_lib.runtime)."""
 
+import platform
+import subprocess
+import sys
+
 import pytest
 import torch
 
-from alexnet_lib.runtime import pick_device
+from alexnet_lib.runtime import keep_freed_memory, pick_device
 
 
 def test_no_device_picks_what_there_is():
@@ -30,3 +34,35 @@ def test_a_gpu_index_beyond_the_machines_is_refused(monkeypatch):
     assert pick_device("cuda:1") == torch.device("cuda", 1)
     with pytest.raises(ValueError, match=r"device 'cuda:2' does not exist: this machine has 2 cuda device\(s\)"):
         pick_device("cuda:2")
+
+
+FAULT_PROBE = """
+import resource, sys, torch
+from alexnet_lib.runtime import keep_freed_memory
+if sys.argv[1] == "keep":
+    assert keep_freed_memory() is None
+def faults():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    torch.ones(16 << 20)  # 64 MiB, touched, then freed
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+faults()
+print(min(faults() for _ in range(3)))
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="only glibc has the settings")
+@pytest.mark.parametrize("mode", ["keep", "default"])
+def test_kept_memory_is_reused_without_page_faults(mode):
+    # A fresh process each: the setting is process-wide and stays.  64 MiB is 16,384 pages of 4 KiB.
+    result = subprocess.run([sys.executable, "-c", FAULT_PROBE, mode], capture_output=True, text=True, check=True)
+    faults = int(result.stdout.split()[-1])
+    if mode == "keep":
+        assert faults < 100
+    else:
+        assert faults > 10_000  # glibc's own behaviour, which the setting changes
+
+
+def test_keep_freed_memory_answers_the_same_each_time():
+    first = keep_freed_memory()
+    assert keep_freed_memory() == first
+    assert first is None or isinstance(first, str)

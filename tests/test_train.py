@@ -495,3 +495,17 @@ def test_evaluate_equals_a_direct_computation(ten_crop):
     assert result["top1_error"] * 48 == pytest.approx(top1_wrong)
     assert result["top5_error"] * 48 == pytest.approx(top5_wrong)
     assert result["loss"] == pytest.approx(loss, rel=1e-5)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_a_weight_that_is_not_finite_stops_training(tmp_path, bad):
+    # The loss can still be finite when one weight is not (a dead unit's weight); the check reads every weight.
+    trainer = Trainer(small(output_dir=str(tmp_path)))
+    try:
+        trainer.check_loss(1.0, batches=1, epoch=1, batch=1)
+        with torch.no_grad():
+            next(trainer.model.parameters()).view(-1)[-1] = bad
+        with pytest.raises(TrainingDiverged, match="weights are no longer finite"):
+            trainer.check_loss(1.0, batches=1, epoch=1, batch=2)
+    finally:
+        trainer.close()
