@@ -1,8 +1,7 @@
-"""Timing training steps side by side: the benchmarks' method, and the memory format a trainer picks with it."""
+"""Timing training steps side by side: the benchmarks' method."""
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable
 
@@ -87,35 +86,3 @@ def best_milliseconds(steps: dict[str, Callable[[], None]], repeats: int,
     finally:
         torch.set_num_threads(threads)
     return {name: 1000 * min(seconds) for name, seconds in wall.items()}, setup
-
-
-# (architecture, batch shape, dtype, device, threads) -> whether channels_last was faster.
-_channels_last_faster: dict[tuple, bool] = {}
-
-
-def channels_last_faster(model: nn.Module, images: Tensor, steps: int = 3) -> bool:
-    """Whether training steps of ``model`` on batches like ``images`` run faster in ``torch.channels_last``.
-
-    Which memory format is faster depends on the machine (on the CPU, on its cores and its
-    oneDNN kernels), so this measures it: two copies of ``model``, one contiguous and one
-    channels_last, take turns for ``steps`` forward-backward steps after one warm-up each,
-    and the fastest step of each decides.  ``model`` and the random number generators are
-    left as they were.  The answer is kept for the rest of the process, per architecture,
-    batch shape, dtype, device and thread count.
-    """
-    if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
-    key = (repr(model), tuple(images.shape), images.dtype, images.device, torch.get_num_threads())
-    if key not in _channels_last_faster:
-        labels = torch.zeros(images.shape[0], dtype=torch.long, device=images.device)
-        layouts = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
-        cuda = images.device.type == "cuda"
-        with torch.random.fork_rng(devices=[images.device] if cuda else []):
-            candidates = {
-                name: training_step(copy.deepcopy(model).to(memory_format=layout),
-                                    images.contiguous(memory_format=layout), labels)
-                for name, layout in layouts.items()
-            }
-            wall, _ = race(candidates, steps, sync=torch.cuda.synchronize if cuda else lambda: None, progress=False)
-        _channels_last_faster[key] = min(wall["channels_last"]) < min(wall["contiguous"])
-    return _channels_last_faster[key]

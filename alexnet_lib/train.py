@@ -80,6 +80,15 @@ def _mixed_precision(device: torch.device, enabled: bool) -> tuple[torch.dtype |
     return torch.float16, torch.amp.GradScaler("cuda", enabled=True)
 
 
+def _prefers_channels_last(device: torch.device) -> bool:
+    """Whether the Trainer runs its network and batches in ``torch.channels_last`` on ``device``."""
+    # NHWC suits cuDNN's convolutions.  On the CPU it measured slower on some machines and faster on others
+    # (bench/cpu.py --channels-last), but choosing it per machine would change the rounding with the machine:
+    # the CPU keeps NCHW, so that every CPU computes the same numbers (the notebooks' stored outputs, the
+    # recorded runs' reproduction tests, a run resumed bit-exactly on another machine).
+    return device.type == "cuda"
+
+
 def _finite(tensor: Tensor) -> bool:
     """Whether every element of ``tensor`` is finite.
 
@@ -104,9 +113,7 @@ class Trainer:
         self.device = self._choose_device()
         if self.device.type == "cpu":
             runtime.keep_freed_memory()
-        # NHWC suits cuDNN's convolutions; on CPU it measured slower on some machines and faster on others
-        # (bench/cpu.py --channels-last), so the CPU keeps NCHW and every CPU run the same numerics.
-        self.channels_last = self.device.type == "cuda"
+        self.channels_last = _prefers_channels_last(self.device)
         torch.manual_seed(config.seed)
         if config.batch_size % self.world_size:
             raise ValueError(f"batch_size {config.batch_size} must be divisible by the {self.world_size} processes")
@@ -221,7 +228,7 @@ class Trainer:
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     # ---------------------------------------------------------------- the output directory
 

@@ -23,6 +23,8 @@ from alexnet_lib.evaluate import confusion_matrix, embeddings, evaluate, nearest
 from alexnet_lib.plotting import filter_grid, image_grid, plot_confusion, plot_history  # noqa: E402
 from alexnet_lib.train import Trainer, TrainingDiverged, train, without_timing  # noqa: E402
 
+train_module = importlib.import_module("alexnet_lib.train")  # the module: alexnet_lib.train is also a function
+
 HISTORY_KEYS = {
     "epoch", "train_loss", "train_error", "val_loss", "val_top1_error", "val_top5_error", "lr", "seconds",
     "images_per_second", "train_loss_curve",
@@ -509,3 +511,26 @@ def test_a_weight_that_is_not_finite_stops_training(tmp_path, bad):
             trainer.check_loss(1.0, batches=1, epoch=1, batch=2)
     finally:
         trainer.close()
+
+
+def test_the_gpu_branches_run_on_the_cpu(monkeypatch):
+    # What a GPU reader's run does differently, made to happen on the CPU: the network and every batch in
+    # channels_last, the forward passes under bf16 autocast (CPU autocast has bf16).  Same run in fp32 and NCHW
+    # beside it: one epoch, the same seed; bf16 rounds to about 3 significant digits.
+    reference = train(small(limit=64, val_limit=32))[0]
+    monkeypatch.setattr(train_module, "_prefers_channels_last", lambda device: True)
+    monkeypatch.setattr(train_module, "_mixed_precision",
+                        lambda device, enabled: (torch.bfloat16, torch.amp.GradScaler("cuda", enabled=False)))
+    trainer = Trainer(small(limit=64, val_limit=32))
+    try:
+        assert trainer.channels_last and trainer.amp_dtype is torch.bfloat16
+        conv = next(m for m in trainer.model.modules() if isinstance(m, nn.Conv2d))
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+        with trainer.autocast():
+            assert trainer.model(torch.zeros(2, 3, 32, 32)).dtype is torch.bfloat16
+        record = trainer.fit()[0]
+    finally:
+        trainer.close()
+    assert record["train_loss"] == pytest.approx(reference["train_loss"], rel=0.02)
+    assert record["val_loss"] == pytest.approx(reference["val_loss"], rel=0.02)
+    assert record["train_loss"] != reference["train_loss"]  # it did run in bf16
