@@ -36,6 +36,24 @@ def is_quick() -> bool:
     return profile() == "quick"
 
 
+# Tests only: with the full profile, run its code at the tiny sizes (see sizes).
+TINY_ENV = "ALEXNET_TINY"
+
+
+def sizes(quick, full, tiny=None):
+    """A notebook's run sizes: ``quick`` under the quick profile, ``full`` under the full one.
+
+    The full profile is what a GPU reader runs, and nobody runs it on this book's CPU.  With
+    ``ALEXNET_TINY=1`` (set by tests/test_notebooks_full.py) the full profile's code runs, every branch
+    of it, at ``tiny`` (default ``quick``) instead, so that its path has run before a reader's does.
+    """
+    if profile() == "quick":
+        return quick
+    if os.environ.get(TINY_ENV) == "1":
+        return quick if tiny is None else tiny
+    return full
+
+
 # A shell command inside a sentence: "python -m alexnet_lib ..." or "torchrun ...", up to the next ";" or ")"
 # or the end of the sentence.  A sentence's full stop is not part of the command.
 _COMMAND = re.compile(r"\b(?:python -m|torchrun) [^;()`]*?(?=\.?(?:\s*$|[;)]|\.\s))")
@@ -106,6 +124,117 @@ def glue_comparison(prefix: str, summary: dict, paper_gap: float, key: str = "te
          display=False)
     glue(f"{prefix}_covers_paper", "includes" if d["ci95"][0] <= paper_gap <= d["ci95"][1] else "excludes",
          display=False)
+
+
+def percent_text(d: dict) -> str:
+    """A :func:`stats.describe` of fractions as "31.9 ± 0.7 (n=3)", in percent; "–" with no value."""
+    if d["n"] == 0:
+        return "–"
+    spread = f" ± {100 * d['std']:.1f}" if d["std"] is not None else ""
+    return f"{100 * d['mean']:.1f}{spread} (n={d['n']})"
+
+
+def glue_dropout_same_lr(results: dict) -> dict[str, dict[str, dict]]:
+    """Glue the dropout_same_lr experiment's finished runs for chapter 06, and return them described.
+
+    Returns arm -> each of ``experiments.DROPOUT_RUN_VALUES`` -> :func:`stats.describe` over the finished runs
+    (a results file still growing has some).  Glues, in percent (means over the finished seeds):
+    ``same_lr_train_0``/``_5`` (final training error, no dropout / dropout), ``same_lr_final_*`` (final test
+    error), ``same_lr_early_*`` (test error at the epoch of lowest validation error), and three sentences:
+    ``same_lr_status`` (how many seeds have finished), ``same_lr_best`` (the lowest test error of any epoch in each
+    arm, and which is lower) and ``same_lr_difference`` (the final test errors' difference with its 95% interval).
+    """
+    from myst_nb import glue
+
+    from . import stats
+    from .experiments import DROPOUT_RUN_VALUES, dropout_run_values, runs_by_arm
+
+    finished = {arm: [dropout_run_values(run) for run in runs if run.get("complete", True) and run["diverged"] is None]
+                for arm, runs in runs_by_arm(results).items()}
+    described = {arm: {key: stats.describe([v[key] for v in values]) for key in DROPOUT_RUN_VALUES}
+                 for arm, values in finished.items()}
+    planned, done = len(results["provenance"]["seeds"]), min(len(v) for v in finished.values())
+    status = (f"All {planned} seeds of each arm have finished." if results["complete"] else
+              f"{done} of the {planned} seeds of each arm {'has' if done == 1 else 'have'} finished so far; the "
+              "experiment is still running, and this page shows what is recorded.")
+    glue("same_lr_status", status, display=False)
+    if done == 0:
+        raise ValueError("dropout_same_lr: no arm has a finished run yet")
+    with_dropout, without = described["dropout 0.5"], described["no dropout"]
+    for key, name in (("final_clean_train_error", "train"), ("final_test_error", "final"),
+                      ("test_error_at_best_validation", "early")):
+        glue_number(f"same_lr_{name}_5", 100 * with_dropout[key]["mean"], digits=3)
+        glue_number(f"same_lr_{name}_0", 100 * without[key]["mean"], digits=3)
+    best_5, best_0 = (100 * d["best_test_error"]["mean"] for d in (with_dropout, without))
+    lower = "lower without dropout" if best_0 < best_5 else "lower with dropout" if best_5 < best_0 else "the same"
+    glue("same_lr_best", f"The lowest test error of any epoch is {lower}: {best_0:.1f}% without dropout and "
+         f"{best_5:.1f}% with it, minima picked on the test set itself, which flatter both arms.", display=False)
+    c = stats.difference(without["final_test_error"]["values"], with_dropout["final_test_error"]["values"])
+    if c["ci95"] is None:
+        sentence = "With one finished seed per arm the final test errors cannot be told apart from noise yet."
+    else:
+        low, high = (100 * x for x in c["ci95"])
+        noise = "larger than the noise of" if c["significant"] else "within the noise of"
+        sentence = (f"Without dropout minus with, the final test errors differ by {100 * c['difference']:+.1f} "
+                    f"points (95% interval {low:+.1f} to {high:+.1f}; {without['final_test_error']['n']} and "
+                    f"{with_dropout['final_test_error']['n']} seeds): {noise} so few seeds.")
+    glue("same_lr_difference", sentence, display=False)
+    return described
+
+
+ACTIVATION_NAMES = {"relu": "ReLU", "tanh": "tanh"}
+
+
+def glue_relu_tanh_paper(results: dict) -> list[list]:
+    """Glue the relu_tanh_paper experiment as far as it is recorded, for chapter 03; return its sweep's table rows.
+
+    Rows, by activation and rate: activation, learning rate, epochs to the target (or why not), last clean training
+    error (%).  Glues ``fig1_status`` (a sentence: which parts have run) and ``fig1_result`` (the main runs' epochs
+    to the target per activation and, once both activations have two or more, the ratio with its 95% interval).
+    """
+    from myst_nb import glue
+
+    from . import stats
+    from .experiments import (CLEAN_TRAIN_ERROR, TARGET_TRAIN_ERROR, epochs_to, epochs_to_target_text, runs_by_arm,
+                              sweep_runs)
+
+    target = 100 * TARGET_TRAIN_ERROR
+    rows, status = [], []
+    for activation, runs in sweep_runs(results).items():
+        for lr, run in sorted(runs.items()):
+            reached = epochs_to(run, TARGET_TRAIN_ERROR, CLEAN_TRAIN_ERROR)
+            if reached is not None:
+                epochs = str(reached)
+            elif not run.get("complete", True):
+                epochs = f"running ({len(run['history'])} epochs so far)"
+            else:
+                epochs = "diverged" if run["diverged"] else f"not within {len(run['history'])}"
+            last = f"{100 * run['history'][-1][CLEAN_TRAIN_ERROR]:.1f}" if run["history"] else "–"
+            rows.append([ACTIVATION_NAMES.get(activation, activation), f"{lr:g}", epochs, last])
+        rates = f"{len(runs)} rate" + ("s" if len(runs) > 1 else "")
+        status.append(f"{ACTIVATION_NAMES.get(activation, activation)}'s sweep has tried {rates}")
+    arms = runs_by_arm(results)
+    finished = {activation: [run for run in runs if run.get("complete", True)] for activation, runs in arms.items()}
+    planned = len(results["provenance"]["seeds"])
+    status.extend(f"{len(runs)} of {planned} {ACTIVATION_NAMES.get(activation, activation)} runs at its chosen rate "
+                  f"{'has' if len(runs) == 1 else 'have'} finished" for activation, runs in finished.items())
+    text = "So far " + ", ".join(status) + "." if status else "Nothing is recorded yet."
+    glue("fig1_status", text + ("" if results["complete"] else " The experiment is still running; this page shows "
+                                "what is recorded."), display=False)
+    reached = {a: [epochs_to(run, TARGET_TRAIN_ERROR, CLEAN_TRAIN_ERROR) for run in runs]
+               for a, runs in finished.items()}
+    parts = [f"the {ACTIVATION_NAMES.get(a, a)} runs {epochs_to_target_text(v, runs[0]['config']['epochs'], target)}"
+             for (a, v), runs in zip(reached.items(), finished.values()) if v]
+    joined = "; ".join(parts)
+    result = joined[0].upper() + joined[1:] + "." if parts else "No run at a chosen rate has finished yet."
+    relu, tanh = reached.get("relu", []), reached.get("tanh", [])
+    if len(relu) >= 2 and len(tanh) >= 2 and None not in relu + tanh:
+        r = stats.ratio(tanh, relu)
+        interval = (f" (95% interval {r['ci95'][0]:.1f} to {r['ci95'][1]:.1f})" if r["ci95"] else
+                    f" (no 95% interval: {r['reason']})")
+        result += f" On average tanh needed {r['ratio']:.1f} times as many epochs as ReLU{interval}."
+    glue("fig1_result", result, display=False)
+    return rows
 
 
 def execution_seconds(path: str | pathlib.Path) -> float | None:

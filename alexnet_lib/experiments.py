@@ -403,7 +403,8 @@ def _spread(values: list[float]) -> dict:
     }
 
 
-def _epochs_to(run: dict, error: float, key: str = "train_error") -> int | None:
+def epochs_to(run: dict, error: float, key: str = "train_error") -> int | None:
+    """The first epoch whose ``key`` is at most ``error``, or None (a run still going, or one that never got there)."""
     return next((r["epoch"] for r in run["history"] if r[key] <= error), None)
 
 
@@ -445,7 +446,7 @@ def relu_tanh(rec: Recorder, epochs: int, seeds: tuple[int, ...]) -> dict:
         for seed in seeds:
             config = dataclasses.replace(base, activation=activation, lr=best[activation], epochs=epochs, seed=seed)
             run = rec.run(f"{activation} seed={seed}", config, stop_at=TARGET_TRAIN_ERROR)
-            reached[activation].append(_epochs_to(run, TARGET_TRAIN_ERROR))
+            reached[activation].append(epochs_to(run, TARGET_TRAIN_ERROR))
     summary = {"target_train_error": TARGET_TRAIN_ERROR, "max_epochs": epochs, "lr": best, "epochs_to_target": reached}
     if all(None not in values for values in reached.values()):
         means = {a: _spread([float(v) for v in values]) for a, values in reached.items()}
@@ -848,7 +849,7 @@ def sweep_score(run: dict, target: float, key: str) -> tuple[float, float]:
     """
     if run["diverged"] is not None or not run["history"]:
         return math.inf, math.inf
-    reached = _epochs_to(run, target, key)
+    reached = epochs_to(run, target, key)
     return (math.inf if reached is None else float(reached)), run["history"][-1][key]
 
 
@@ -884,6 +885,21 @@ def _widened_sweep(rec: Recorder, activation: str) -> dict:
     }
 
 
+SWEEP_LABEL = re.compile(r"^sweep (?P<activation>\S+) lr=(?P<lr>\S+)$")
+
+
+def sweep_runs(results: dict) -> dict[str, dict[float, dict]]:
+    """relu_tanh_paper's sweep runs ("sweep ACTIVATION lr=RATE"): activation -> rate -> run, in the order they ran.
+
+    Works on a file still growing, as :func:`runs_by_arm`."""
+    sweeps: dict[str, dict[float, dict]] = {}
+    for label, run in results["runs"].items():
+        match = SWEEP_LABEL.match(label)
+        if match:
+            sweeps.setdefault(match["activation"], {})[float(match["lr"])] = run
+    return sweeps
+
+
 def relu_tanh_paper(rec: Recorder, epochs: int, seeds: tuple[int, ...]) -> dict:
     """Figure 1 as its caption says: epochs to 25% clean training error, each activation at its fastest rate."""
     sweeps = {activation: _widened_sweep(rec, activation) for activation in ("relu", "tanh")}
@@ -893,7 +909,7 @@ def relu_tanh_paper(rec: Recorder, epochs: int, seeds: tuple[int, ...]) -> dict:
         for activation, sweep in sweeps.items():
             config = dataclasses.replace(_figure1_config(epochs), activation=activation, lr=sweep["best_lr"], seed=seed)
             run = rec.run(f"{activation} seed={seed}", config, stop_at=TARGET_TRAIN_ERROR, stop_on=CLEAN_TRAIN_ERROR)
-            reached[activation].append(_epochs_to(run, TARGET_TRAIN_ERROR, CLEAN_TRAIN_ERROR))
+            reached[activation].append(epochs_to(run, TARGET_TRAIN_ERROR, CLEAN_TRAIN_ERROR))
     summary = {
         "target_clean_train_error": TARGET_TRAIN_ERROR, "max_epochs": epochs, "sweep_epochs": FIGURE1_SWEEP_EPOCHS,
         "sweep": sweeps, "lr": {a: s["best_lr"] for a, s in sweeps.items()}, "seeds": list(seeds),
@@ -1031,29 +1047,38 @@ DROPOUT_SAME_LR_HOURS = 2 * len(DROPOUT_SAME_LR_SEEDS) * _cpu_hours("cifar-net w
                                        DROPOUT_TRAIN_IMAGES + DROPOUT_HOLDOUT + CIFAR10_TEST_IMAGES)
 
 
+DROPOUT_RUN_VALUES = ("final_test_error", "best_test_error", "best_test_epoch", "test_error_at_best_validation",
+                      "final_clean_train_error")
+
+
+def dropout_run_values(run: dict) -> dict[str, float]:
+    """What dropout_same_lr reports of one run (its epochs so far): :data:`DROPOUT_RUN_VALUES`."""
+    history = run["history"]
+    best_test = min(history, key=lambda r: r["test_top1_error"])
+    best_val = min(history, key=lambda r: r["val_top1_error"])
+    return {
+        "final_test_error": history[-1]["test_top1_error"],
+        # The lowest test error of any epoch: picked on the test set itself, so optimistic; reporting only.
+        "best_test_error": best_test["test_top1_error"],
+        "best_test_epoch": best_test["epoch"],
+        # What early stopping on the held-out validation set would have kept.
+        "test_error_at_best_validation": best_val["test_top1_error"],
+        "final_clean_train_error": history[-1][CLEAN_TRAIN_ERROR],
+    }
+
+
 def dropout_same_lr(rec: Recorder, epochs: int, seeds: tuple[int, ...]) -> dict:
     base = TrainConfig(model="cifar-net", lr=DROPOUT_LR, limit=DROPOUT_TRAIN_IMAGES + DROPOUT_HOLDOUT,
                        holdout=DROPOUT_HOLDOUT, clean_train_error=True, test_curve=True, **constant_rate(epochs))
     arms = {"dropout 0.5": 0.5, "no dropout": 0.0}
-    measured = {label: {"final_test_error": [], "best_test_error": [], "best_test_epoch": [],
-                        "test_error_at_best_validation": [], "final_clean_train_error": []} for label in arms}
+    measured = {label: {key: [] for key in DROPOUT_RUN_VALUES} for label in arms}
     # Seed by seed, both arms each, as _test_error_runs.
     for seed in seeds:
         for label, rate in arms.items():
-            values = measured[label]
             run = rec.run(f"{label} seed={seed}", dataclasses.replace(base, dropout=rate, seed=seed), WIDE_HEAD)
-            if run["diverged"] is not None:
-                continue
-            history = run["history"]
-            best_test = min(history, key=lambda r: r["test_top1_error"])
-            best_val = min(history, key=lambda r: r["val_top1_error"])
-            values["final_test_error"].append(history[-1]["test_top1_error"])
-            # The lowest test error of any epoch: picked on the test set itself, so optimistic; reporting only.
-            values["best_test_error"].append(best_test["test_top1_error"])
-            values["best_test_epoch"].append(best_test["epoch"])
-            # What early stopping on the held-out validation set would have kept.
-            values["test_error_at_best_validation"].append(best_val["test_top1_error"])
-            values["final_clean_train_error"].append(history[-1][CLEAN_TRAIN_ERROR])
+            if run["diverged"] is None:
+                for key, value in dropout_run_values(run).items():
+                    measured[label][key].append(value)
     per_arm = {label: {key: stats.describe(v) for key, v in values.items()} for label, values in measured.items()}
     summary = {"epochs": epochs, "seeds": list(seeds), "lr": DROPOUT_LR, "arms": list(arms), "test_error": per_arm}
     for key in ("final_test_error", "best_test_error", "test_error_at_best_validation"):

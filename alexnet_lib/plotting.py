@@ -137,6 +137,30 @@ def plot_arm_comparison(arms: dict[str, Sequence[dict]], curve_key: str = "val_t
     return fig
 
 
+def plot_figure1(arms: dict[str, Sequence[dict]], target: float, ax: plt.Axes | None = None) -> plt.Axes:
+    """Figure 1 as the paper draws it: each run's training error per epoch (on the un-augmented training
+    images), ReLU solid and tanh dashed, every seed; ``target`` (25%) as a dotted line.  ``arms``: activation ->
+    runs (:func:`experiments.runs_by_arm`); an arm named "tanh..." ("tanh lr=0.01") is dashed."""
+    ax = plot_arm_curves({arm: [run["history"] for run in runs] for arm, runs in arms.items()}, "clean_train_error",
+                         ax, styles={arm: "--" for arm in arms if arm.startswith("tanh")})
+    ax.axhline(100 * target, color="grey", linestyle=":", label=f"{target:.0%}")
+    ax.set(ylabel="training error (%)")
+    ax.legend()
+    return ax
+
+
+def plot_overfitting(arms: dict[str, Sequence[dict]], ax: plt.Axes | None = None) -> plt.Axes:
+    """Each run's training error (un-augmented images, dashed) and test error (solid) per epoch, a colour per arm:
+    the gap between an arm's two kinds of line is its overfitting.  ``arms`` as for :func:`plot_figure1`."""
+    histories = {arm: [run["history"] for run in runs] for arm, runs in arms.items()}
+    ax = plot_arm_curves(histories, "clean_train_error", ax, styles=dict.fromkeys(histories, "--"),
+                         suffix=", training")
+    plot_arm_curves(histories, "test_top1_error", ax, suffix=", test")
+    ax.set(ylabel="top-1 error (%)")
+    ax.legend()
+    return ax
+
+
 def _readable(key: str) -> str:
     """A results file's key as an axis label: "val_top1_error" -> "validation top-1 error"."""
     words = key.replace("top1", "top-1").replace("top5", "top-5").replace("ten_crop", "test, ten-crop").split("_")

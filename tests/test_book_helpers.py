@@ -5,7 +5,8 @@ import json
 import pytest
 
 from alexnet_lib import runtime
-from alexnet_lib.book import (check_close, code_spans, execution_seconds, glue_comparison, glue_chapter_times, is_quick, load_results,
+from alexnet_lib.book import (check_close, code_spans, execution_seconds, glue_comparison, glue_chapter_times,
+                              glue_dropout_same_lr, glue_relu_tanh_paper, is_quick, load_results, percent_text, sizes,
                               profile, results_dir, run_time_text, show_table)
 
 
@@ -143,3 +144,79 @@ def test_glue_comparison_glues_the_difference_of_the_second_arm_from_the_paper_a
     summary["ten_patch_top1_difference"] = stats.compare(other[:1], paper[:1])
     with pytest.raises(ValueError, match="no interval"):
         glue_comparison("lrn", summary, paper_gap=0.02)
+
+
+def _dropout_results(final_errors: dict[str, list[float]], complete: bool) -> dict:
+    """A dropout_same_lr results file: per arm, one finished run per final test error (two epochs each)."""
+    runs = {}
+    for arm, errors in final_errors.items():
+        for seed, error in enumerate(errors):
+            history = [{"epoch": 1, "test_top1_error": error + 0.05, "val_top1_error": 0.5, "clean_train_error": 0.4},
+                       {"epoch": 2, "test_top1_error": error, "val_top1_error": 0.45,
+                        "clean_train_error": 0.1 if arm == "no dropout" else 0.3}]
+            runs[f"{arm} seed={seed}"] = {"history": history, "diverged": None, "complete": True}
+    return {"runs": runs, "complete": complete, "provenance": {"seeds": [0, 1, 2]}}
+
+
+def test_glue_dropout_same_lr_says_how_far_the_experiment_is_and_what_it_shows(monkeypatch):
+    glued = {}
+    monkeypatch.setattr("myst_nb.glue", lambda name, value, display=True: glued.__setitem__(name, value))
+    results = _dropout_results({"dropout 0.5": [0.40, 0.42], "no dropout": [0.44, 0.46]}, complete=False)
+    described = glue_dropout_same_lr(results)
+    assert described["no dropout"]["final_test_error"]["values"] == [0.44, 0.46]
+    assert glued["same_lr_status"].startswith("2 of the 3 seeds of each arm have finished so far")
+    assert (glued["same_lr_final_0"], glued["same_lr_final_5"], glued["same_lr_train_0"]) == (45.0, 41.0, 10.0)
+    # Both arms' lowest test error is their last epoch's here: lower with dropout.
+    assert "lower with dropout: 45.0% without dropout and 41.0% with it" in glued["same_lr_best"]
+    assert glued["same_lr_difference"].startswith("Without dropout minus with, the final test errors differ by +4.0 points")
+    results = _dropout_results({"dropout 0.5": [0.40], "no dropout": [0.38]}, complete=False)
+    glue_dropout_same_lr(results)
+    assert "lower without dropout" in glued["same_lr_best"]
+    assert glued["same_lr_difference"].startswith("With one finished seed per arm")
+
+
+def test_percent_text_reads_mean_spread_and_count():
+    assert percent_text({"n": 3, "mean": 0.319, "std": 0.007}) == "31.9 ± 0.7 (n=3)"
+    assert percent_text({"n": 1, "mean": 0.3, "std": None}) == "30.0 (n=1)"
+    assert percent_text({"n": 0, "mean": None, "std": None}) == "–"
+
+
+def test_sizes_follow_the_profile_and_tests_tiny_override(monkeypatch):
+    monkeypatch.delenv("ALEXNET_TINY", raising=False)
+    monkeypatch.setenv("ALEXNET_PROFILE", "quick")
+    assert sizes(quick=(10, 2), full=(100, 30), tiny=(1, 1)) == (10, 2)
+    monkeypatch.setenv("ALEXNET_PROFILE", "full")
+    assert sizes(quick=(10, 2), full=(100, 30), tiny=(1, 1)) == (100, 30)
+    monkeypatch.setenv("ALEXNET_TINY", "1")
+    assert sizes(quick=(10, 2), full=(100, 30), tiny=(1, 1)) == (1, 1)
+    assert sizes(quick=(10, 2), full=(100, 30)) == (10, 2)  # tiny defaults to the quick sizes
+    monkeypatch.setenv("ALEXNET_PROFILE", "quick")
+    assert sizes(quick=(10, 2), full=(100, 30), tiny=(1, 1)) == (10, 2)  # the quick profile ignores it
+
+
+def _figure1_run(errors, complete=True, epochs=80):
+    return {"history": [{"epoch": i + 1, "clean_train_error": e} for i, e in enumerate(errors)], "diverged": None,
+            "complete": complete, "config": {"epochs": epochs}}
+
+
+def test_glue_relu_tanh_paper_reports_the_sweep_and_the_runs_so_far(monkeypatch):
+    glued = {}
+    monkeypatch.setattr("myst_nb.glue", lambda name, value, display=True: glued.__setitem__(name, value))
+    runs = {"sweep relu lr=0.001": _figure1_run([0.4, 0.24]), "sweep relu lr=0.003": _figure1_run([0.5, 0.3], False),
+            "sweep tanh lr=0.01": _figure1_run([0.6, 0.5], epochs=2)}
+    results = {"runs": runs, "complete": False, "provenance": {"seeds": [0, 1, 2]}}
+    rows = glue_relu_tanh_paper(results)
+    assert rows == [["ReLU", "0.001", "2", "24.0"], ["ReLU", "0.003", "running (2 epochs so far)", "30.0"],
+                    ["tanh", "0.01", "not within 2", "50.0"]]
+    assert glued["fig1_status"].startswith("So far ReLU's sweep has tried 2 rates, tanh's sweep has tried 1 rate.")
+    assert glued["fig1_result"] == "No run at a chosen rate has finished yet."
+
+    def reaching(epoch):  # a run at the target after ``epoch`` epochs
+        return _figure1_run([0.3] * (epoch - 1) + [0.2])
+
+    runs.update({"relu seed=0": reaching(10), "relu seed=1": reaching(11), "tanh seed=0": reaching(30),
+                 "tanh seed=1": reaching(34), "tanh seed=2": _figure1_run([0.3], complete=False)})
+    glue_relu_tanh_paper(results)
+    assert "2 of 3 ReLU runs at its chosen rate have finished, 2 of 3 tanh runs" in glued["fig1_status"]
+    assert glued["fig1_result"].startswith("The ReLU runs reached 25% training error after 10 and 11 epochs")
+    assert glued["fig1_result"].endswith("On average tanh needed 3.0 times as many epochs as ReLU (95% interval 1.4 to 4.2).")

@@ -39,9 +39,6 @@ RECORD_KEYS = {"epoch", "train_loss", "train_error", "val_loss", "val_top1_error
                "seconds", "images_per_second", "train_loss_curve"}
 # What a run's config may ask every epoch to measure besides (train.py).
 MEASURED_KEYS = {"clean_train_loss", "clean_train_error", "test_loss", "test_top1_error", "test_top5_error"}
-# Experiments whose runs take hours and have not been recorded yet (issue 12): until their results files are
-# committed, the checks of those files are skipped and say so; once one is recorded, take its name out of here.
-NOT_YET_RECORDED = ("dropout_same_lr", "relu_tanh_paper")
 # Each run is rerun for its first loss windows only: enough batches to show that the numbers did not move
 # (an AlexNet step at 227 costs several seconds on 2 CPU cores: three single steps the probe kept; two windows
 # of the CIFAR-10 nets), few enough for CI.  The long run is not rerun: its first window is the lr probe's.
@@ -59,8 +56,6 @@ pytestmark = pytest.mark.usefixtures("few_threads")
 
 def _results(name):
     path = RESULTS / f"{name}.json"
-    if name in NOT_YET_RECORDED and not path.exists():
-        pytest.skip(f"{path.name} is not recorded yet: python -m alexnet_lib experiment {name} (hours of CPU)")
     assert path.exists(), f"{path.name} is missing: run python -m alexnet_lib experiment {name}"
     return json.loads(path.read_text())
 

@@ -13,8 +13,8 @@ from alexnet_lib import AlexNet, layer_table  # noqa: E402
 from alexnet_lib.optim import descent_path  # noqa: E402
 from alexnet_lib import stats  # noqa: E402
 from alexnet_lib.plotting import (  # noqa: E402
-    COLUMN_INCHES, filter_grid, image_grid, plot_arm_comparison, plot_arm_curves, plot_architecture, plot_descent_paths, plot_seed_values,
-    plot_train_and_test_error)
+    COLUMN_INCHES, filter_grid, image_grid, plot_architecture, plot_arm_comparison, plot_arm_curves, plot_descent_paths,
+    plot_figure1, plot_overfitting, plot_seed_values, plot_train_and_test_error)
 
 # Notebook 10's ravine: f(w) = (a w1² + b w2²) / 2 and the settings its figure uses.
 A, B, LR, STEPS, START = 1.0, 100.0, 0.018, 60, (-10.0, 1.0)
@@ -185,6 +185,32 @@ def test_arm_comparison_draws_the_curves_and_the_finished_runs_test_errors():
     assert dots == [pytest.approx([38, 41]), []]
     assert (curves_ax.get_ylabel(), seeds_ax.get_ylabel()) == ("validation top-1 error (%)",
                                                               "test, ten-crop top-1 error (%)")
+
+
+def test_figure1_draws_relu_solid_tanh_dashed_and_the_target():
+    def run(errors):
+        return {"history": [{"epoch": i + 1, "clean_train_error": e} for i, e in enumerate(errors)]}
+
+    ax = plot_figure1({"relu": [run([0.4, 0.2]), run([0.45, 0.24])], "tanh": [run([0.6, 0.5, 0.3])]}, 0.25)
+    curves = [line for line in ax.lines if line.get_label() != "25%"]
+    assert [line.get_linestyle() for line in curves] == ["-", "-", "--"]
+    (target,) = [line for line in ax.lines if line.get_label() == "25%"]
+    assert list(target.get_ydata()) == pytest.approx([25, 25]) and target.get_linestyle() == ":"
+    assert ax.get_ylabel() == "training error (%)"
+
+
+def test_overfitting_pairs_each_arms_training_and_test_lines_in_one_colour():
+    def run(train, test):
+        return {"history": [{"epoch": 1, "clean_train_error": train, "test_top1_error": test}]}
+
+    ax = plot_overfitting({"dropout 0.5": [run(0.3, 0.4)], "no dropout": [run(0.1, 0.45), run(0.12, 0.44)]})
+    lines = ax.get_lines()
+    assert [line.get_linestyle() for line in lines] == ["--", "--", "--", "-", "-", "-"]
+    assert [list(line.get_ydata()) for line in lines[3:]] == [pytest.approx([40]), pytest.approx([45]),
+                                                               pytest.approx([44])]
+    assert lines[0].get_color() == lines[3].get_color() != lines[1].get_color() == lines[4].get_color()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "dropout 0.5, training", "no dropout, training", "dropout 0.5, test", "no dropout, test"]
 
 
 # --- plot_train_and_test_error --------------------------------------------------------------------------
