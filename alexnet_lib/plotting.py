@@ -128,7 +128,7 @@ def plot_arm_comparison(arms: dict[str, Sequence[dict]], curve_key: str = "val_t
     per seed, with each arm's mean and 95% interval.
     """
     fig, (curves_ax, seeds_ax) = plt.subplots(1, 2, figsize=(COLUMN_INCHES, 3.6), constrained_layout=True)
-    plot_arm_curves({arm: [run["history"] for run in runs] for arm, runs in arms.items()}, curve_key, curves_ax)
+    plot_arm_curves(_histories(arms), curve_key, curves_ax)
     curves_ax.set(title="during training: held-out training images", ylabel=_readable(curve_key) + " (%)")
     curves_ax.legend()
     plot_seed_values({arm: [run["analysis"][test_key] for run in runs if run["analysis"]] for arm, runs in arms.items()},
@@ -141,8 +141,8 @@ def plot_figure1(arms: dict[str, Sequence[dict]], target: float, ax: plt.Axes | 
     """Figure 1 as the paper draws it: each run's training error per epoch (on the un-augmented training
     images), ReLU solid and tanh dashed, every seed; ``target`` (25%) as a dotted line.  ``arms``: activation ->
     runs (:func:`experiments.runs_by_arm`); an arm named "tanh..." ("tanh lr=0.01") is dashed."""
-    ax = plot_arm_curves({arm: [run["history"] for run in runs] for arm, runs in arms.items()}, "clean_train_error",
-                         ax, styles={arm: "--" for arm in arms if arm.startswith("tanh")})
+    ax = plot_arm_curves(_histories(arms), "clean_train_error", ax,
+                         styles={arm: "--" for arm in arms if arm.startswith("tanh")})
     ax.axhline(100 * target, color="grey", linestyle=":", label=f"{target:.0%}")
     ax.set(ylabel="training error (%)")
     ax.legend()
@@ -152,13 +152,18 @@ def plot_figure1(arms: dict[str, Sequence[dict]], target: float, ax: plt.Axes | 
 def plot_overfitting(arms: dict[str, Sequence[dict]], ax: plt.Axes | None = None) -> plt.Axes:
     """Each run's training error (un-augmented images, dashed) and test error (solid) per epoch, a colour per arm:
     the gap between an arm's two kinds of line is its overfitting.  ``arms`` as for :func:`plot_figure1`."""
-    histories = {arm: [run["history"] for run in runs] for arm, runs in arms.items()}
+    histories = _histories(arms)
     ax = plot_arm_curves(histories, "clean_train_error", ax, styles=dict.fromkeys(histories, "--"),
                          suffix=", training")
     plot_arm_curves(histories, "test_top1_error", ax, suffix=", test")
     ax.set(ylabel="top-1 error (%)")
     ax.legend()
     return ax
+
+
+def _histories(arms: dict[str, Sequence[dict]]) -> dict[str, list[Sequence[dict]]]:
+    """Each arm's runs (:func:`experiments.runs_by_arm`) as their histories, for :func:`plot_arm_curves`."""
+    return {arm: [run["history"] for run in runs] for arm, runs in arms.items()}
 
 
 def _readable(key: str) -> str:

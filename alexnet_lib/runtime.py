@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import platform
 
 import torch
@@ -37,9 +38,9 @@ def pick_device(device: str | None = None) -> torch.device:
 
 # glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
-_kept: list[str | None] = []
 
 
+@functools.cache
 def keep_freed_memory() -> str | None:
     """Have this process reuse freed CPU memory rather than give it back to the system: None once done, else why not.
 
@@ -51,12 +52,6 @@ def keep_freed_memory() -> str | None:
     the process and the next step reuses them; the process keeps the memory of its largest step.  Only
     glibc (Linux) has these settings; elsewhere nothing changes.  Once per process; the answer is kept.
     """
-    if not _kept:
-        _kept.append(_tell_glibc())
-    return _kept[0]
-
-
-def _tell_glibc() -> str | None:
     if platform.libc_ver()[0] != "glibc":
         return "the C library is not glibc"
     try:
