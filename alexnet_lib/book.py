@@ -190,13 +190,15 @@ def glue_relu_tanh_paper(results: dict) -> list[list]:
 
     Rows, by activation and rate: activation, learning rate, epochs to the target (or why not), last clean training
     error (%).  Glues ``fig1_status`` (a sentence: which parts have run) and ``fig1_result`` (the main runs' epochs
-    to the target per activation and, once both activations have two or more, the ratio with its 95% interval).
+    to the target per activation and, once both activations have two or more, the ratio with its 95% interval, or
+    a lower bound where tanh runs missed the target) and ``fig1_repeat`` (a sweep run and a main run of the same
+    settings side by side: what rounding alone does; empty until both exist).
     """
     from myst_nb import glue
 
     from . import stats
-    from .experiments import (CLEAN_TRAIN_ERROR, TARGET_TRAIN_ERROR, epochs_to, epochs_to_target_text, runs_by_arm,
-                              sweep_runs)
+    from .experiments import (CLEAN_TRAIN_ERROR, TARGET_TRAIN_ERROR, epochs_to, epochs_to_target_text,
+                              ratio_lower_bound, runs_by_arm, sweep_runs)
 
     target = 100 * TARGET_TRAIN_ERROR
     rows, status = [], []
@@ -218,7 +220,8 @@ def glue_relu_tanh_paper(results: dict) -> list[list]:
     planned = len(results["provenance"]["seeds"])
     status.extend(f"{len(runs)} of {planned} {ACTIVATION_NAMES.get(activation, activation)} runs at its chosen rate "
                   f"{'has' if len(runs) == 1 else 'have'} finished" for activation, runs in finished.items())
-    text = "So far " + ", ".join(status) + "." if status else "Nothing is recorded yet."
+    text = ("In all, " if results["complete"] else "So far ") + ", ".join(status) + "." if status else \
+        "Nothing is recorded yet."
     glue("fig1_status", text + ("" if results["complete"] else " The experiment is still running; this page shows "
                                 "what is recorded."), display=False)
     reached = {a: [epochs_to(run, TARGET_TRAIN_ERROR, CLEAN_TRAIN_ERROR) for run in runs]
@@ -233,8 +236,48 @@ def glue_relu_tanh_paper(results: dict) -> list[list]:
         interval = (f" (95% interval {r['ci95'][0]:.1f} to {r['ci95'][1]:.1f})" if r["ci95"] else
                     f" (no 95% interval: {r['reason']})")
         result += f" On average tanh needed {r['ratio']:.1f} times as many epochs as ReLU{interval}."
+        paper = results.get("paper", {}).get("speedup")
+        if r["ci95"] and paper is not None:
+            low, high = r["ci95"]
+            where = "inside" if low <= paper <= high else ("above" if paper > high else "below")
+            result += f" The paper's {paper:g} lies {where} that interval."
+    elif relu and tanh and None not in relu:
+        cap = finished["tanh"][0]["config"]["epochs"]
+        result += (f" Counting the tanh runs that missed it as {cap} epochs, tanh needed at least "
+                   f"{ratio_lower_bound(tanh, relu, cap):.1f} times as many epochs as ReLU.")
     glue("fig1_result", result, display=False)
+    glue("fig1_repeat", _figure1_repeat_text(sweep_runs(results), finished), display=False)
     return rows
+
+
+def _figure1_repeat_text(sweeps: dict[str, dict[float, dict]], finished: dict[str, list[dict]]) -> str:
+    """What a sweep's run at the chosen rate and the seed-0 run at that rate (same settings) show, in a sentence.
+
+    They differ at most in the number of threads, which changes the order in which the numbers are added."""
+    from .experiments import CLEAN_TRAIN_ERROR
+
+    pairs, threads = [], set()
+    for activation, runs in finished.items():
+        main = next((run for run in runs if run["config"]["seed"] == 0), None)
+        sweep = sweeps.get(activation, {}).get(main["config"]["lr"]) if main else None
+        if sweep is None or sweep["config"]["seed"] != 0 or not sweep["history"]:
+            continue
+        epoch = min(len(sweep["history"]), len(main["history"]))
+        errors = [100 * run["history"][epoch - 1][CLEAN_TRAIN_ERROR] for run in (sweep, main)]
+        threads.add(tuple(run["provenance"]["hardware"]["torch_threads"] for run in (sweep, main)))
+        pairs.append(f"{errors[0]:.1f}% against {errors[1]:.1f}% after {epoch} epochs for "
+                     f"{ACTIVATION_NAMES.get(activation, activation)}")
+    if not pairs:
+        return ""
+    if len(threads) == 1 and len(set(next(iter(threads)))) == 1:
+        count = next(iter(threads))[0]
+        how = f"and ran on {count} thread{'s' if count > 1 else ''} each"
+    elif len(threads) == 1:
+        how = "but ran on {} and {} threads, which add the same numbers in another order".format(*next(iter(threads)))
+    else:
+        how = "but not always on as many threads, which add the same numbers in another order"
+    return (f"Each sweep's run at the chosen rate and the seed-0 run at that rate share every setting, the seed "
+            f"included, {how}. Their training errors: " + "; ".join(pairs) + ".")
 
 
 def execution_seconds(path: str | pathlib.Path) -> float | None:

@@ -194,9 +194,10 @@ def test_sizes_follow_the_profile_and_tests_tiny_override(monkeypatch):
     assert sizes(quick=(10, 2), full=(100, 30), tiny=(1, 1)) == (10, 2)  # the quick profile ignores it
 
 
-def _figure1_run(errors, complete=True, epochs=80):
+def _figure1_run(errors, complete=True, epochs=80, lr=0.001, seed=0, threads=1):
     return {"history": [{"epoch": i + 1, "clean_train_error": e} for i, e in enumerate(errors)], "diverged": None,
-            "complete": complete, "config": {"epochs": epochs}}
+            "complete": complete, "config": {"epochs": epochs, "lr": lr, "seed": seed},
+            "provenance": {"hardware": {"torch_threads": threads}}}
 
 
 def test_glue_relu_tanh_paper_reports_the_sweep_and_the_runs_so_far(monkeypatch):
@@ -220,3 +221,31 @@ def test_glue_relu_tanh_paper_reports_the_sweep_and_the_runs_so_far(monkeypatch)
     assert "2 of 3 ReLU runs at its chosen rate have finished, 2 of 3 tanh runs" in glued["fig1_status"]
     assert glued["fig1_result"].startswith("The ReLU runs reached 25% training error after 10 and 11 epochs")
     assert glued["fig1_result"].endswith("On average tanh needed 3.0 times as many epochs as ReLU (95% interval 1.4 to 4.2).")
+    results["complete"] = True
+    glue_relu_tanh_paper(results)
+    assert glued["fig1_status"].startswith("In all, ReLU's sweep has tried 2 rates")
+    assert "still running" not in glued["fig1_status"]
+    results["paper"] = {"speedup": 6}
+    glue_relu_tanh_paper(results)
+    assert glued["fig1_result"].endswith("(95% interval 1.4 to 4.2). The paper's 6 lies above that interval.")
+    results["paper"] = {"speedup": 3}
+    glue_relu_tanh_paper(results)
+    assert glued["fig1_result"].endswith("The paper's 3 lies inside that interval.")
+    # The sweep's ReLU run at lr 0.001 stopped after 2 epochs, so the seed-0 run is compared with it there; no tanh
+    # sweep run is at the tanh runs' rate (0.001 in these records).
+    assert glued["fig1_repeat"] == (
+        "Each sweep's run at the chosen rate and the seed-0 run at that rate share every setting, the seed included, "
+        "and ran on 1 thread each. Their training errors: 24.0% against 30.0% after 2 epochs for ReLU.")
+    runs["relu seed=0"]["provenance"]["hardware"]["torch_threads"] = 2
+    glue_relu_tanh_paper(results)
+    assert "but ran on 1 and 2 threads, which add the same numbers in another order." in glued["fig1_repeat"]
+    del runs["sweep relu lr=0.001"]
+    glue_relu_tanh_paper(results)
+    assert glued["fig1_repeat"] == ""
+
+    # A tanh run that missed the target at its cap: the ratio is a lower bound.
+    runs.update({"tanh seed=1": _figure1_run([0.3] * 80), "relu seed=2": reaching(12), "tanh seed=2": reaching(40)})
+    glue_relu_tanh_paper(results)
+    assert "tanh runs reached 25% training error after 30 and 40 epochs (the other 1 not within 80)" in glued["fig1_result"]
+    assert glued["fig1_result"].endswith("Counting the tanh runs that missed it as 80 epochs, tanh needed at least "
+                                         "4.5 times as many epochs as ReLU.")
