@@ -253,10 +253,10 @@ def glue_relu_tanh_paper(results: dict) -> list[list]:
 def _figure1_repeat_text(sweeps: dict[str, dict[float, dict]], finished: dict[str, list[dict]]) -> str:
     """What a sweep's run at the chosen rate and the seed-0 run at that rate (same settings) show, in a sentence.
 
-    They differ at most in the number of threads, which changes the order in which the numbers are added."""
+    They may differ in the number of threads, which changes the order in which the numbers are added."""
     from .experiments import CLEAN_TRAIN_ERROR
 
-    pairs, threads = [], set()
+    pairs = []
     for activation, runs in finished.items():
         main = next((run for run in runs if run["config"]["seed"] == 0), None)
         sweep = sweeps.get(activation, {}).get(main["config"]["lr"]) if main else None
@@ -264,20 +264,14 @@ def _figure1_repeat_text(sweeps: dict[str, dict[float, dict]], finished: dict[st
             continue
         epoch = min(len(sweep["history"]), len(main["history"]))
         errors = [100 * run["history"][epoch - 1][CLEAN_TRAIN_ERROR] for run in (sweep, main)]
-        threads.add(tuple(run["provenance"]["hardware"]["torch_threads"] for run in (sweep, main)))
+        threads = [run["provenance"]["hardware"]["torch_threads"] for run in (sweep, main)]
         pairs.append(f"{errors[0]:.1f}% against {errors[1]:.1f}% after {epoch} epochs for "
-                     f"{ACTIVATION_NAMES.get(activation, activation)}")
+                     f"{ACTIVATION_NAMES.get(activation, activation)} ({threads[0]} and {threads[1]} threads)")
     if not pairs:
         return ""
-    if len(threads) == 1 and len(set(next(iter(threads)))) == 1:
-        count = next(iter(threads))[0]
-        how = f"and ran on {count} thread{'s' if count > 1 else ''} each"
-    elif len(threads) == 1:
-        how = "but ran on {} and {} threads, which add the same numbers in another order".format(*next(iter(threads)))
-    else:
-        how = "but not always on as many threads, which add the same numbers in another order"
-    return (f"Each sweep's run at the chosen rate and the seed-0 run at that rate share every setting, the seed "
-            f"included, {how}. Their training errors: " + "; ".join(pairs) + ".")
+    return ("Each sweep's run at the chosen rate and the seed-0 run at that rate share every setting, the seed "
+            "included; only the number of threads may differ, and with it the order in which the numbers are added. "
+            "Their training errors: " + "; ".join(pairs) + ".")
 
 
 def execution_seconds(path: str | pathlib.Path) -> float | None:
