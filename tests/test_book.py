@@ -140,10 +140,15 @@ def test_reading_lines_counts_statements_and_comment_paragraphs():
     assert reading_lines('def f():\n    """Doc\n    string."""\n    return 1\n') == 3
 
 
+def visible_code_cells(nb) -> list[tuple[int, nbformat.NotebookNode]]:
+    """(index, cell) of the code cells whose source the page shows unfolded."""
+    return [(i, c) for i, c in enumerate(nb.cells)
+            if c.cell_type == "code" and not FOLDED_TAGS & set(c.metadata.get("tags", []))]
+
+
 def test_visible_code_cells_are_short(notebook):
     path, nb = notebook
-    long = {i: n for i, c in enumerate(nb.cells) if c.cell_type == "code" and not FOLDED_TAGS & set(c.metadata.get("tags", []))
-            for n in [reading_lines(c.source)] if n > VISIBLE_CELL_LINES}
+    long = {i: n for i, c in visible_code_cells(nb) for n in [reading_lines(c.source)] if n > VISIBLE_CELL_LINES}
     assert not long, f"{path.name}: visible code cells over {VISIBLE_CELL_LINES} lines (cell index: lines): {long}"
 
 
@@ -154,8 +159,8 @@ VISIBLE_LINE_CHARS = 75
 
 def test_visible_code_lines_fit_the_column(notebook):
     path, nb = notebook
-    wide = [(i, line) for i, c in enumerate(nb.cells) if c.cell_type == "code" and not FOLDED_TAGS & set(c.metadata.get("tags", []))
-            for line in c.source.splitlines() if len(line) > VISIBLE_LINE_CHARS]
+    wide = [(i, line) for i, c in visible_code_cells(nb) for line in c.source.splitlines()
+            if len(line) > VISIBLE_LINE_CHARS]
     assert not wide, f"{path.name}: visible code lines over {VISIBLE_LINE_CHARS} characters (cell index, line): {wide}"
 
 
