@@ -185,6 +185,11 @@ def glue_dropout_same_lr(results: dict) -> dict[str, dict[str, dict]]:
 ACTIVATION_NAMES = {"relu": "ReLU", "tanh": "tanh"}
 
 
+def _activation_name(activation: str) -> str:
+    """An activation as prose names it ("relu" -> "ReLU"); one without a prose name as it is."""
+    return ACTIVATION_NAMES.get(activation, activation)
+
+
 def glue_relu_tanh_paper(results: dict) -> list[list]:
     """Glue the relu_tanh_paper experiment as far as it is recorded, for chapter 03; return its sweep's table rows.
 
@@ -201,8 +206,8 @@ def glue_relu_tanh_paper(results: dict) -> list[list]:
                               ratio_lower_bound, runs_by_arm, sweep_runs)
 
     target = 100 * TARGET_TRAIN_ERROR
-    rows, status = [], []
-    for activation, runs in sweep_runs(results).items():
+    rows, status, sweeps = [], [], sweep_runs(results)
+    for activation, runs in sweeps.items():
         for lr, run in sorted(runs.items()):
             reached = epochs_to(run, TARGET_TRAIN_ERROR, CLEAN_TRAIN_ERROR)
             if reached is not None:
@@ -212,13 +217,13 @@ def glue_relu_tanh_paper(results: dict) -> list[list]:
             else:
                 epochs = "diverged" if run["diverged"] else f"not within {len(run['history'])}"
             last = f"{100 * run['history'][-1][CLEAN_TRAIN_ERROR]:.1f}" if run["history"] else "–"
-            rows.append([ACTIVATION_NAMES.get(activation, activation), f"{lr:g}", epochs, last])
+            rows.append([_activation_name(activation), f"{lr:g}", epochs, last])
         rates = f"{len(runs)} rate" + ("s" if len(runs) > 1 else "")
-        status.append(f"{ACTIVATION_NAMES.get(activation, activation)}'s sweep has tried {rates}")
+        status.append(f"{_activation_name(activation)}'s sweep has tried {rates}")
     arms = runs_by_arm(results)
     finished = {activation: [run for run in runs if run.get("complete", True)] for activation, runs in arms.items()}
     planned = len(results["provenance"]["seeds"])
-    status.extend(f"{len(runs)} of {planned} {ACTIVATION_NAMES.get(activation, activation)} runs at its chosen rate "
+    status.extend(f"{len(runs)} of {planned} {_activation_name(activation)} runs at its chosen rate "
                   f"{'has' if len(runs) == 1 else 'have'} finished" for activation, runs in finished.items())
     text = ("In all, " if results["complete"] else "So far ") + ", ".join(status) + "." if status else \
         "Nothing is recorded yet."
@@ -226,7 +231,7 @@ def glue_relu_tanh_paper(results: dict) -> list[list]:
                                 "what is recorded."), display=False)
     reached = {a: [epochs_to(run, TARGET_TRAIN_ERROR, CLEAN_TRAIN_ERROR) for run in runs]
                for a, runs in finished.items()}
-    parts = [f"the {ACTIVATION_NAMES.get(a, a)} runs {epochs_to_target_text(v, runs[0]['config']['epochs'], target)}"
+    parts = [f"the {_activation_name(a)} runs {epochs_to_target_text(v, runs[0]['config']['epochs'], target)}"
              for (a, v), runs in zip(reached.items(), finished.values()) if v]
     joined = "; ".join(parts)
     result = joined[0].upper() + joined[1:] + "." if parts else "No run at a chosen rate has finished yet."
@@ -246,7 +251,7 @@ def glue_relu_tanh_paper(results: dict) -> list[list]:
         result += (f" Counting the tanh runs that missed it as {cap} epochs, tanh needed at least "
                    f"{ratio_lower_bound(tanh, relu, cap):.1f} times as many epochs as ReLU.")
     glue("fig1_result", result, display=False)
-    glue("fig1_repeat", _figure1_repeat_text(sweep_runs(results), finished), display=False)
+    glue("fig1_repeat", _figure1_repeat_text(sweeps, finished), display=False)
     return rows
 
 
@@ -266,7 +271,7 @@ def _figure1_repeat_text(sweeps: dict[str, dict[float, dict]], finished: dict[st
         errors = [100 * run["history"][epoch - 1][CLEAN_TRAIN_ERROR] for run in (sweep, main)]
         threads = [run["provenance"]["hardware"]["torch_threads"] for run in (sweep, main)]
         pairs.append(f"{errors[0]:.1f}% against {errors[1]:.1f}% after {epoch} epochs for "
-                     f"{ACTIVATION_NAMES.get(activation, activation)} ({threads[0]} and {threads[1]} threads)")
+                     f"{_activation_name(activation)} ({threads[0]} and {threads[1]} threads)")
     if not pairs:
         return ""
     return ("Each sweep's run at the chosen rate and the seed-0 run at that rate share every setting, the seed "
